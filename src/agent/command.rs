@@ -1,0 +1,166 @@
+//! Running a shell command for the agent's `run` tool and for gates: a
+//! timeout that kills the whole process group, merged output capped with a
+//! visible marker, and an environment scrubbed of every token and key.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::secrets::is_secret_name;
+
+#[derive(Debug, Clone)]
+pub struct CommandOutput {
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    /// stdout and stderr interleaved, redacted, the work tree's path shown as `.`.
+    pub output: String,
+    pub duration_s: f64,
+}
+
+impl CommandOutput {
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out
+    }
+}
+
+/// Variables that hand out credentials without looking like secrets.
+const CREDENTIAL_CARRIERS: &[&str] = &["SSH_AUTH_SOCK", "GIT_ASKPASS", "SSH_ASKPASS", "GH_HOST"];
+
+/// The environment a child gets: ours, minus anything secret, minus baton's
+/// own settings, minus the variables named in `also_remove`.
+pub fn scrubbed_environment(also_remove: &[String]) -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(name, _)| {
+            !is_secret_name(name)
+                && !name.starts_with("BATON_")
+                && !CREDENTIAL_CARRIERS.contains(&name.as_str())
+                && !also_remove.iter().any(|removed| removed == name)
+        })
+        .collect()
+}
+
+/// Runs `sh -c command` in `cwd`. Output beyond `limit` bytes keeps its head
+/// and its tail (where errors usually are) around a marker.
+pub async fn run(
+    command: &str,
+    cwd: &Path,
+    timeout: Duration,
+    limit: usize,
+    environment: &[(String, String)],
+) -> anyhow::Result<CommandOutput> {
+    let capture = tempfile::tempfile().context("cannot create a file for command output")?;
+    let stderr = capture.try_clone()?;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(environment.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(capture.try_clone()?))
+        .stderr(Stdio::from(stderr))
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start `sh -c {command}` in {}", cwd.display()))?;
+    let (exit_code, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => (status?.code(), false),
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                // The whole group: a test runner's children must not outlive it.
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{pid}")])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let _ = child.kill().await;
+            (None, true)
+        }
+    };
+    let duration_s = started.elapsed().as_secs_f64();
+    let raw = read_capped(capture, limit)?;
+    let mut output = crate::secrets::redact(&raw).into_owned();
+    if let Some(path) = cwd.to_str() {
+        output = output.replace(path, ".");
+    }
+    if timed_out {
+        output.push_str(&format!("\n[baton: killed after {} s timeout]\n", timeout.as_secs()));
+    }
+    Ok(CommandOutput { exit_code, timed_out, output, duration_s })
+}
+
+fn read_capped(mut file: std::fs::File, limit: usize) -> anyhow::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let length = file.seek(SeekFrom::End(0))? as usize;
+    file.seek(SeekFrom::Start(0))?;
+    if length <= limit {
+        let mut bytes = Vec::with_capacity(length);
+        file.read_to_end(&mut bytes)?;
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    let head_length = limit / 4;
+    let tail_length = limit - head_length;
+    let mut head = vec![0; head_length];
+    file.read_exact(&mut head)?;
+    file.seek(SeekFrom::Start((length - tail_length) as u64))?;
+    let mut tail = Vec::with_capacity(tail_length);
+    file.read_to_end(&mut tail)?;
+    Ok(format!(
+        "{}\n[... {} bytes trimmed by baton ...]\n{}",
+        String::from_utf8_lossy(&head),
+        length - head_length - tail_length,
+        String::from_utf8_lossy(&tail)
+    ))
+}
+
+/// The last `lines` lines of a log, with a marker when lines were dropped.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    if all.len() <= lines {
+        return text.to_owned();
+    }
+    format!("[... {} lines trimmed ...]\n{}", all.len() - lines, all[all.len() - lines..].join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    #[test]
+    fn captures_output_and_exit_code() {
+        let directory = tempfile::tempdir().unwrap();
+        let output = runtime()
+            .block_on(run("echo out; echo err >&2; exit 3", directory.path(), Duration::from_secs(10), 1000, &scrubbed_environment(&[])))
+            .unwrap();
+        assert_eq!(output.exit_code, Some(3));
+        assert!(output.output.contains("out") && output.output.contains("err"));
+    }
+
+    #[test]
+    fn times_out_and_caps_output() {
+        let directory = tempfile::tempdir().unwrap();
+        let environment = scrubbed_environment(&[]);
+        let output = runtime()
+            .block_on(run("sleep 30", directory.path(), Duration::from_millis(200), 1000, &environment))
+            .unwrap();
+        assert!(output.timed_out && !output.succeeded());
+        let output = runtime()
+            .block_on(run("seq 1 100000", directory.path(), Duration::from_secs(10), 400, &environment))
+            .unwrap();
+        assert!(output.output.contains("bytes trimmed by baton"));
+        assert!(output.output.trim_end().ends_with("100000"));
+    }
+
+    #[test]
+    fn tail_marks_trimmed_lines() {
+        assert_eq!(tail("a\nb\nc", 2), "[... 1 lines trimmed ...]\nb\nc");
+        assert_eq!(tail("a", 2), "a");
+    }
+}

@@ -1,0 +1,132 @@
+//! The tool loop: ask the model, run its tool calls, hand back the results,
+//! until it submits its deliverable (or calls `finish`) or runs out of turns.
+//!
+//! Sloppy replies are normal: prose instead of a tool call, unknown tools,
+//! arguments that miss the schema, a `max_tokens` stop. Each is answered by
+//! telling the model what was wrong, and counts as a turn.
+
+pub mod command;
+pub mod schema;
+pub mod tools;
+
+use serde_json::Value;
+
+use crate::config::ModelRef;
+use crate::llm::{Block, Message, Provider, ProviderError, Reply, Request, Role, StopReason, ToolSpec};
+use tools::Workspace;
+
+pub const FINISH: &str = "finish";
+const MAX_TOKENS_PER_REPLY: u32 = 8192;
+
+pub struct SessionSpec<'a> {
+    pub provider: &'a dyn Provider,
+    pub model: &'a ModelRef,
+    pub run_id: &'a str,
+    /// What `x-baton-phase` carries: `spec`, `spec.validate`, `repair`…
+    pub phase_label: String,
+    pub attempt: u32,
+    pub system: String,
+    pub prompt: String,
+    /// The tool that ends the session: a `submit_*` tool or `finish`.
+    pub terminal: ToolSpec,
+    /// Work-tree tools offered besides the terminal one.
+    pub tools: Vec<ToolSpec>,
+    pub workspace: Option<&'a Workspace>,
+    pub max_turns: u32,
+}
+
+/// Hooks the phase gives the loop: the budget check before every request and
+/// the accounting and transcript after every reply.
+pub trait Observer {
+    /// `Err(reason)` stops the session before the request is sent.
+    fn before_request(&mut self) -> Result<(), String>;
+    fn after_reply(&mut self, request: &Request, sent: &[Message], reply: &Reply) -> anyhow::Result<()>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEnd {
+    /// The terminal tool's arguments, checked against its schema.
+    Submitted(Value),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Budget(String),
+    #[error("no deliverable after {0} turns (phases.<name>.max_turns)")]
+    TurnLimit(u32),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub async fn run_session(
+    spec: SessionSpec<'_>,
+    observer: &mut dyn Observer,
+) -> Result<SessionEnd, SessionError> {
+    let mut tools = spec.tools.clone();
+    tools.push(spec.terminal.clone());
+    let terminal = spec.terminal.name.as_str();
+    let mut messages = vec![Message::user_text(spec.prompt.clone())];
+    let mut logged = 0;
+    for turn in 0..spec.max_turns {
+        observer.before_request().map_err(SessionError::Budget)?;
+        let request = Request {
+            run_id: spec.run_id.to_owned(),
+            phase: spec.phase_label.clone(),
+            attempt: spec.attempt,
+            turn,
+            model: spec.model.model.clone(),
+            system: spec.system.clone(),
+            messages: messages.clone(),
+            tools: tools.clone(),
+            max_tokens: MAX_TOKENS_PER_REPLY,
+        };
+        tracing::debug!(phase = %spec.phase_label, turn, "model request");
+        let reply = spec.provider.complete(&request).await?;
+        observer.after_reply(&request, &messages[logged..], &reply)?;
+        messages.push(Message { role: Role::Assistant, content: reply.content.clone() });
+        logged = messages.len();
+
+        let calls: Vec<(String, String, Value)> = reply
+            .tool_calls()
+            .map(|(id, name, arguments)| (id.to_owned(), name.to_owned(), arguments.clone()))
+            .collect();
+        if calls.is_empty() {
+            let nudge = if reply.stop_reason == StopReason::MaxTokens {
+                format!("Your reply was cut off at the token limit. Be brief and call `{terminal}`.")
+            } else {
+                format!("Reply with a tool call. To end this phase, call `{terminal}`; prose alone does nothing.")
+            };
+            messages.push(Message::user_text(nudge));
+            continue;
+        }
+        let mut results = Vec::new();
+        for (id, name, arguments) in calls {
+            let output = if name == terminal {
+                let errors = schema::check(&spec.terminal.input_schema, &arguments);
+                if errors.is_empty() {
+                    return Ok(SessionEnd::Submitted(arguments));
+                }
+                tools::ToolOutput {
+                    content: format!("`{terminal}` was not accepted:\n- {}\nFix these and call it again.", errors.join("\n- ")),
+                    is_error: true,
+                }
+            } else if !tools.iter().any(|tool| tool.name == name) {
+                let offered: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();
+                tools::ToolOutput {
+                    content: format!("there is no tool `{name}` in this phase; the tools are: {}", offered.join(", ")),
+                    is_error: true,
+                }
+            } else if let Some(workspace) = spec.workspace {
+                workspace.call(&name, &arguments).await
+            } else {
+                tools::ToolOutput { content: "this phase has no work tree".into(), is_error: true }
+            };
+            results.push(Block::ToolResult { id, content: output.content, is_error: output.is_error });
+        }
+        messages.push(Message { role: Role::User, content: results });
+    }
+    Err(SessionError::TurnLimit(spec.max_turns))
+}

@@ -1,0 +1,101 @@
+//! Command-line types only (clap). Nothing here is seen by the core:
+//! `settings` turns these into plain values first.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, about = "Turn an issue into a CI-verified, evidence-backed pull request")]
+pub struct Cli {
+    /// Config file (else $BATON_CONFIG, .github/baton.toml, .forgejo/baton.toml, baton.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bundled example end to end with a scripted model (no API key).
+    Demo(DemoArgs),
+    /// Run a whole route on this machine.
+    Run(RunArgs),
+    /// Run one phase on a run directory (how every CI job calls baton).
+    Phase(PhaseArgs),
+    /// Show a run's phases, spend and outcome.
+    Status(StatusArgs),
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to put the example project and its run (default: a new temporary directory, kept).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Only set up the example project, its issue and script; do not run.
+    #[arg(long)]
+    pub prepare_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run on this machine (the only mode so far; CI runs `baton phase` per job).
+    #[arg(long, required = true)]
+    pub local: bool,
+    /// The issue as JSON (GitHub's issue shape) or Markdown (`# Title` then the body).
+    #[arg(long, value_name = "FILE")]
+    pub issue_file: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
+    /// Force the route instead of labels or the model.
+    #[arg(long, value_name = "ROUTE")]
+    pub route: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The repository (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// The run directory (default: $BATON_RUN_DIR, else .baton/runs/<run id> in the repository).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PhaseArgs {
+    /// intake spec design plan tests implement verify repair review split publish
+    pub name: String,
+    #[command(flatten)]
+    pub target: Target,
+    /// intake only: the issue file.
+    #[arg(long, value_name = "FILE")]
+    pub issue_file: Option<PathBuf>,
+    /// intake only: force the route.
+    #[arg(long, value_name = "ROUTE")]
+    pub route: Option<String>,
+    /// Run the phase again even if it already finished.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Print the manifest summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the config file and report every problem with its key path.
+    Check,
+}

@@ -1,0 +1,653 @@
+//! The `baton.toml` schema (SPEC §5): defaults in one place, strict parsing, and
+//! a check that reports every error with its key path.
+//!
+//! Parsing goes section by section so that one bad value does not hide the
+//! next: unknown keys are collected with `serde_ignored` (all of them, with
+//! their paths), type errors with `serde_path_to_error`, and semantic checks
+//! (tiers, providers, globs, gates) run on what parsed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::{PhaseName, Route};
+
+/// File names looked up in a repository, in order (after `--config` and
+/// `BATON_CONFIG`).
+pub const CONFIG_LOOKUP: &[&str] = &[".github/baton.toml", ".forgejo/baton.toml", "baton.toml"];
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Config {
+    pub models: Models,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub phases: BTreeMap<String, PhaseConfig>,
+    pub budget: Budget,
+    pub scope: Scope,
+    pub gates: Vec<Gate>,
+    pub triggers: Triggers,
+    pub sweep: Sweep,
+    pub agent: AgentConfig,
+    pub pricing: BTreeMap<String, Price>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Models {
+    pub heavy: String,
+    pub standard: String,
+    pub light: String,
+    pub fallback: Vec<String>,
+}
+
+impl Default for Models {
+    fn default() -> Self {
+        Self {
+            heavy: "anthropic:claude-opus-4-1".into(),
+            standard: "anthropic:claude-sonnet-4-5".into(),
+            light: "anthropic:claude-haiku-4-5".into(),
+            fallback: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Anthropic,
+    Openai,
+    Scripted,
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Self::Anthropic => "anthropic",
+            Self::Openai => "openai",
+            Self::Scripted => "scripted",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// `scripted` only: the JSON script of replies, relative to the config file.
+    #[serde(default)]
+    pub script: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PhaseConfig {
+    /// A tier (`heavy`, `standard`, `light`) or `provider:model`.
+    pub model: Option<String>,
+    /// Validator-checked tries before the run is `blocked`.
+    pub attempts: Option<u32>,
+    /// Model turns per attempt before the attempt counts as failed.
+    pub max_turns: Option<u32>,
+    /// The validator's model; the light tier when unset.
+    pub validator: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Budget {
+    pub max_cost_usd: f64,
+    pub max_tokens: u64,
+    pub max_wall_minutes: f64,
+    pub max_repairs: u32,
+    pub max_changed_files: usize,
+    pub max_diff_lines: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            max_cost_usd: 5.0,
+            max_tokens: 2_000_000,
+            max_wall_minutes: 60.0,
+            max_repairs: 2,
+            max_changed_files: 25,
+            max_diff_lines: 1500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Scope {
+    pub deny: Vec<String>,
+    pub allow: Vec<String>,
+    pub approval: Vec<String>,
+    /// Whether files outside the plan's touchpoints reject the run (`true`) or
+    /// are only reported.
+    pub enforce_plan: bool,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Self {
+            deny: [".github/**", ".forgejo/**", "**/.env*", "**/*.pem", "**/*.key"]
+                .map(String::from)
+                .to_vec(),
+            allow: Vec::new(),
+            approval: Vec::new(),
+            enforce_plan: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Gate {
+    pub name: String,
+    pub run: String,
+    #[serde(default = "default_gate_timeout")]
+    pub timeout_s: u64,
+    #[serde(default = "default_true")]
+    pub required: bool,
+}
+
+fn default_gate_timeout() -> u64 {
+    900
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Triggers {
+    pub label: String,
+    pub sweep_label: String,
+    pub routes: BTreeMap<String, Route>,
+}
+
+impl Default for Triggers {
+    fn default() -> Self {
+        Self {
+            label: "baton".into(),
+            sweep_label: "baton:ready".into(),
+            routes: [("bug", Route::Hotfix), ("epic", Route::Epic), ("chore", Route::Chore)]
+                .into_iter()
+                .map(|(label, route)| (label.to_owned(), route))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sweep {
+    pub max_runs: u32,
+}
+
+impl Default for Sweep {
+    fn default() -> Self {
+        Self { max_runs: 3 }
+    }
+}
+
+/// Limits of the agent's tools.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentConfig {
+    pub max_turns: u32,
+    pub command_timeout_s: u64,
+    pub output_limit_bytes: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self { max_turns: 40, command_timeout_s: 300, output_limit_bytes: 16 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+/// One problem found in a config file, with its key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            formatter.write_str(&self.message)
+        } else {
+            write!(formatter, "`{}`: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Where the config came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Defaults,
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(formatter, "{}", path.display()),
+            Self::Defaults => formatter.write_str("built-in defaults"),
+        }
+    }
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "models", "providers", "phases", "budget", "scope", "gates", "triggers", "sweep", "agent",
+    "pricing",
+];
+
+const TIERS: &[&str] = &["heavy", "standard", "light"];
+
+impl Config {
+    /// Parses and checks TOML text. Returns the config, or every issue found.
+    pub fn parse(text: &str) -> Result<Self, Vec<ConfigIssue>> {
+        let table: toml::Table = match text.parse() {
+            Ok(table) => table,
+            Err(error) => {
+                return Err(vec![ConfigIssue {
+                    key: String::new(),
+                    message: format!("not valid TOML: {}", error.to_string().trim()),
+                }]);
+            }
+        };
+        let mut issues = Vec::new();
+        let mut config = Self::default();
+        for (key, value) in &table {
+            match key.as_str() {
+                "models" => section(key, value, &mut issues, &mut config.models),
+                "providers" => section(key, value, &mut issues, &mut config.providers),
+                "phases" => section(key, value, &mut issues, &mut config.phases),
+                "budget" => section(key, value, &mut issues, &mut config.budget),
+                "scope" => section(key, value, &mut issues, &mut config.scope),
+                "gates" => section(key, value, &mut issues, &mut config.gates),
+                "triggers" => section(key, value, &mut issues, &mut config.triggers),
+                "sweep" => section(key, value, &mut issues, &mut config.sweep),
+                "agent" => section(key, value, &mut issues, &mut config.agent),
+                "pricing" => section(key, value, &mut issues, &mut config.pricing),
+                _ => issues.push(unknown_key(key, TOP_LEVEL_KEYS)),
+            }
+        }
+        config.add_default_providers();
+        issues.extend(config.semantic_issues());
+        if issues.is_empty() { Ok(config) } else { Err(issues) }
+    }
+
+    /// Reads a file; an unreadable file or any issue is an error naming the file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            crate::bad_input!(
+                "cannot read config file {}: {error}; pass an existing file with --config",
+                path.display()
+            )
+        })?;
+        Self::parse(&text).map_err(|issues| config_error(&path.display().to_string(), &issues))
+    }
+
+    /// The anthropic and openai providers exist unless the file redefines them.
+    fn add_default_providers(&mut self) {
+        self.providers.entry("anthropic".into()).or_insert(ProviderConfig {
+            kind: ProviderKind::Anthropic,
+            api_key_env: Some("ANTHROPIC_API_KEY".into()),
+            base_url: None,
+            script: None,
+        });
+        self.providers.entry("openai".into()).or_insert(ProviderConfig {
+            kind: ProviderKind::Openai,
+            api_key_env: Some("OPENAI_API_KEY".into()),
+            base_url: None,
+            script: None,
+        });
+    }
+
+    fn semantic_issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let check_model = |key: String, reference: &str, issues: &mut Vec<ConfigIssue>| {
+            if let Err(message) = self.resolve_model_reference(reference) {
+                issues.push(ConfigIssue { key, message });
+            }
+        };
+        for (tier, reference) in [
+            ("heavy", &self.models.heavy),
+            ("standard", &self.models.standard),
+            ("light", &self.models.light),
+        ] {
+            if TIERS.contains(&reference.as_str()) {
+                issues.push(ConfigIssue {
+                    key: format!("models.{tier}"),
+                    message: "a tier must name `provider:model`, not another tier".into(),
+                });
+            } else {
+                check_model(format!("models.{tier}"), reference, &mut issues);
+            }
+        }
+        for (index, reference) in self.models.fallback.iter().enumerate() {
+            check_model(format!("models.fallback[{index}]"), reference, &mut issues);
+        }
+        for (name, provider) in &self.providers {
+            if provider.kind == ProviderKind::Scripted && provider.script.is_none() {
+                issues.push(ConfigIssue {
+                    key: format!("providers.{name}.script"),
+                    message: "a scripted provider needs `script = \"path/to/script.json\"`".into(),
+                });
+            }
+        }
+        for (phase, settings) in &self.phases {
+            if phase.parse::<PhaseName>().is_err() {
+                issues.push(unknown_key(&format!("phases.{phase}"), PhaseName::ALL_NAMES));
+                continue;
+            }
+            if let Some(reference) = &settings.model {
+                check_model(format!("phases.{phase}.model"), reference, &mut issues);
+            }
+            if let Some(reference) = &settings.validator {
+                check_model(format!("phases.{phase}.validator"), reference, &mut issues);
+            }
+            if settings.attempts == Some(0) {
+                issues.push(ConfigIssue {
+                    key: format!("phases.{phase}.attempts"),
+                    message: "must be at least 1".into(),
+                });
+            }
+            if settings.max_turns == Some(0) {
+                issues.push(ConfigIssue {
+                    key: format!("phases.{phase}.max_turns"),
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        for (key, value) in [
+            ("budget.max_cost_usd", self.budget.max_cost_usd),
+            ("budget.max_wall_minutes", self.budget.max_wall_minutes),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                issues.push(ConfigIssue { key: key.into(), message: "must be a positive number".into() });
+            }
+        }
+        for (key, globs) in [
+            ("scope.deny", &self.scope.deny),
+            ("scope.allow", &self.scope.allow),
+            ("scope.approval", &self.scope.approval),
+        ] {
+            for (index, glob) in globs.iter().enumerate() {
+                if let Err(error) = globset::Glob::new(glob) {
+                    issues.push(ConfigIssue {
+                        key: format!("{key}[{index}]"),
+                        message: format!("`{glob}` is not a valid glob: {error}"),
+                    });
+                }
+            }
+        }
+        let mut gate_names = std::collections::BTreeSet::new();
+        for (index, gate) in self.gates.iter().enumerate() {
+            let valid_name = !gate.name.is_empty()
+                && gate.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid_name {
+                issues.push(ConfigIssue {
+                    key: format!("gates[{index}].name"),
+                    message: "use letters, digits, `-` and `_` only (it names gates/<name>.json)".into(),
+                });
+            } else if !gate_names.insert(gate.name.as_str()) {
+                issues.push(ConfigIssue {
+                    key: format!("gates[{index}].name"),
+                    message: format!("gate `{}` is defined twice", gate.name),
+                });
+            }
+            if gate.run.trim().is_empty() {
+                issues.push(ConfigIssue {
+                    key: format!("gates[{index}].run"),
+                    message: "the command is empty".into(),
+                });
+            }
+            if gate.timeout_s == 0 {
+                issues.push(ConfigIssue {
+                    key: format!("gates[{index}].timeout_s"),
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        for (model, price) in &self.pricing {
+            if !model.contains(':') {
+                issues.push(ConfigIssue {
+                    key: format!("pricing.\"{model}\""),
+                    message: "price keys are `provider:model`".into(),
+                });
+            }
+            if price.input_per_mtok < 0.0 || price.output_per_mtok < 0.0 {
+                issues.push(ConfigIssue {
+                    key: format!("pricing.\"{model}\""),
+                    message: "prices cannot be negative".into(),
+                });
+            }
+        }
+        issues
+    }
+
+    /// `heavy` → `anthropic:claude-opus-4-1` → (provider, model).
+    pub fn resolve_model_reference(&self, reference: &str) -> Result<ModelRef, String> {
+        let full = match reference {
+            "heavy" => self.models.heavy.as_str(),
+            "standard" => self.models.standard.as_str(),
+            "light" => self.models.light.as_str(),
+            other => other,
+        };
+        let Some((provider, model)) = full.split_once(':') else {
+            return Err(format!(
+                "`{full}` is neither a tier (heavy, standard, light) nor `provider:model`"
+            ));
+        };
+        if provider.is_empty() || model.is_empty() {
+            return Err(format!("`{full}` must be `provider:model`"));
+        }
+        if !self.providers.contains_key(provider) {
+            let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+            return Err(format!(
+                "provider `{provider}` is not defined; add [providers.{provider}] or use one of: {}",
+                known.join(", ")
+            ));
+        }
+        Ok(ModelRef { provider: provider.to_owned(), model: model.to_owned() })
+    }
+
+    pub fn phase(&self, phase: PhaseName) -> PhaseConfig {
+        self.phases.get(phase.as_str()).cloned().unwrap_or_default()
+    }
+
+    /// The model a phase runs on: its own setting, else its default tier.
+    pub fn phase_model(&self, phase: PhaseName) -> Result<ModelRef, String> {
+        let reference = self.phase(phase).model.unwrap_or_else(|| phase.default_tier().to_owned());
+        self.resolve_model_reference(&reference)
+    }
+
+    /// The validator's model for a phase: the cheapest tier unless configured.
+    pub fn validator_model(&self, phase: PhaseName) -> Result<ModelRef, String> {
+        let reference = self.phase(phase).validator.unwrap_or_else(|| "light".to_owned());
+        self.resolve_model_reference(&reference)
+    }
+
+    pub fn attempts(&self, phase: PhaseName) -> u32 {
+        self.phase(phase).attempts.unwrap_or(3)
+    }
+
+    pub fn max_turns(&self, phase: PhaseName) -> u32 {
+        self.phase(phase).max_turns.unwrap_or(self.agent.max_turns)
+    }
+
+    pub fn price(&self, model: &ModelRef) -> Option<Price> {
+        self.pricing.get(&model.to_string()).copied()
+    }
+}
+
+/// A concrete model on a concrete provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl fmt::Display for ModelRef {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}:{}", self.provider, self.model)
+    }
+}
+
+/// One error for a whole file: every issue on its own line, exit code 2.
+pub fn config_error(file: &str, issues: &[ConfigIssue]) -> anyhow::Error {
+    let lines: Vec<String> = issues.iter().map(|issue| format!("  {issue}")).collect();
+    crate::bad_input!(
+        "invalid config {file} ({} problem{}):\n{}\nfix the key(s) named above; `baton config check` lists them again",
+        issues.len(),
+        if issues.len() == 1 { "" } else { "s" },
+        lines.join("\n")
+    )
+}
+
+/// Deserializes one top-level section, collecting unknown keys and the first
+/// type error inside it, each with its full key path.
+fn section<T: DeserializeOwned>(
+    name: &str,
+    value: &toml::Value,
+    issues: &mut Vec<ConfigIssue>,
+    target: &mut T,
+) {
+    let mut unknown = Vec::new();
+    let deserializer = value.clone();
+    let mut track = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let tracked = serde_ignored::Deserializer::new(deserializer, &mut track);
+    match serde_path_to_error::deserialize::<_, T>(tracked) {
+        Ok(parsed) => *target = parsed,
+        Err(error) => {
+            let inner = error.path().to_string();
+            let key = if inner == "." { name.to_owned() } else { format!("{name}.{inner}") };
+            issues.push(ConfigIssue { key, message: error.into_inner().to_string() });
+        }
+    }
+    for path in unknown {
+        let key = format!("{name}.{path}");
+        let last = path.rsplit('.').next().unwrap_or(&path);
+        let suggestion = section_keys(name).and_then(|known| closest(last, known));
+        issues.push(ConfigIssue {
+            key,
+            message: match suggestion {
+                Some(known) => format!("unknown key (did you mean `{known}`?)"),
+                None => "unknown key".into(),
+            },
+        });
+    }
+}
+
+fn section_keys(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "models" => &["heavy", "standard", "light", "fallback"],
+        "providers" => &["kind", "api_key_env", "base_url", "script"],
+        "phases" => &["model", "attempts", "max_turns", "validator"],
+        "budget" => &[
+            "max_cost_usd", "max_tokens", "max_wall_minutes", "max_repairs", "max_changed_files",
+            "max_diff_lines",
+        ],
+        "scope" => &["deny", "allow", "approval", "enforce_plan"],
+        "gates" => &["name", "run", "timeout_s", "required"],
+        "triggers" => &["label", "sweep_label", "routes"],
+        "sweep" => &["max_runs"],
+        "agent" => &["max_turns", "command_timeout_s", "output_limit_bytes"],
+        _ => return None,
+    })
+}
+
+fn unknown_key(key: &str, known: &[&str]) -> ConfigIssue {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let message = match closest(last, known) {
+        Some(suggestion) => format!("unknown key (did you mean `{suggestion}`?)"),
+        None => format!("unknown key; known keys here: {}", known.join(", ")),
+    };
+    ConfigIssue { key: key.to_owned(), message }
+}
+
+/// The known key nearest to a misspelt one, if it is plausibly a typo.
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|candidate| (edit_distance(word, candidate), *candidate))
+        .filter(|(distance, candidate)| {
+            *distance <= 3.max(candidate.len() / 3) && *distance < candidate.len()
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b_chars: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b_chars.len()).collect();
+    for (i, a_char) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, b_char) in b_chars.iter().enumerate() {
+            let substitution = previous[j] + usize::from(a_char != *b_char);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b_chars.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_from_empty_text() {
+        let config = Config::parse("").unwrap();
+        assert!((config.budget.max_cost_usd - 5.0).abs() < f64::EPSILON);
+        assert_eq!(config.triggers.routes.get("bug"), Some(&Route::Hotfix));
+        assert_eq!(config.phase_model(PhaseName::Design).unwrap().model, "claude-opus-4-1");
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_with_its_path() {
+        let issues = Config::parse(
+            "[budget]\nmax_cost = 1.0\n[scope]\ndenny = []\n[[gates]]\nname='t'\nrun='x'\ncolour='red'\n[nonsense]\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = issues.iter().map(|issue| issue.key.as_str()).collect();
+        assert!(keys.contains(&"budget.max_cost"), "{keys:?}");
+        assert!(keys.contains(&"scope.denny"), "{keys:?}");
+        assert!(keys.contains(&"gates.0.colour"), "{keys:?}");
+        assert!(keys.contains(&"nonsense"), "{keys:?}");
+        let budget = issues.iter().find(|issue| issue.key == "budget.max_cost").unwrap();
+        assert!(budget.message.contains("max_cost_usd"), "{}", budget.message);
+    }
+
+    #[test]
+    fn type_errors_name_the_key() {
+        let issues = Config::parse("[budget]\nmax_repairs = \"two\"\n").unwrap_err();
+        assert_eq!(issues[0].key, "budget.max_repairs");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let issues = Config::parse(
+            "[models]\nheavy = \"nowhere:big\"\n[phases.desing]\nmodel = \"heavy\"\n[scope]\ndeny = [\"a/[\"]\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = issues.iter().map(|issue| issue.key.as_str()).collect();
+        assert_eq!(keys, vec!["models.heavy", "phases.desing", "scope.deny[0]"]);
+        assert!(issues[1].message.contains("design"));
+    }
+}

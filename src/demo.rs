@@ -1,0 +1,104 @@
+//! `baton demo`: the bundled example end to end, with a scripted model and
+//! real gates, so anyone can watch every mechanism without an API key.
+//!
+//! The example is compiled into the binary; the demo writes it to a fresh
+//! directory, commits it (with a fixed date, so the base commit is the same
+//! everywhere) and runs the feature route on it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::bad_input;
+use crate::cli::DemoArgs;
+use crate::error::ExitStatus;
+use crate::phases::IntakeRequest;
+use crate::progress;
+use crate::settings::Settings;
+
+const PROJECT: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("../examples/demo/project/Cargo.toml")),
+    (".gitignore", include_str!("../examples/demo/project/gitignore")),
+    ("AGENTS.md", include_str!("../examples/demo/project/AGENTS.md")),
+    ("README.md", include_str!("../examples/demo/project/README.md")),
+    ("baton.toml", include_str!("../examples/demo/project/baton.toml")),
+    ("src/lib.rs", include_str!("../examples/demo/project/src/lib.rs")),
+];
+const ISSUE: &str = include_str!("../examples/demo/issue.md");
+const SCRIPT: &str = include_str!("../examples/demo/script.json");
+
+/// The demo's layout under its directory.
+pub struct DemoLayout {
+    pub project: PathBuf,
+    pub issue: PathBuf,
+    pub script: PathBuf,
+    pub run_dir: PathBuf,
+}
+
+impl DemoLayout {
+    pub fn under(directory: &Path) -> Self {
+        Self {
+            project: directory.join("project"),
+            issue: directory.join("issue.md"),
+            script: directory.join("script.json"),
+            run_dir: directory.join("run"),
+        }
+    }
+}
+
+pub async fn run(arguments: &DemoArgs) -> anyhow::Result<ExitStatus> {
+    let directory = match &arguments.dir {
+        Some(directory) => directory.clone(),
+        None => tempfile::Builder::new().prefix("baton-demo-").tempdir()?.keep(),
+    };
+    let layout = prepare(&directory)?;
+    if arguments.prepare_only {
+        progress::line(&format!(
+            "demo prepared in {}: project {}, issue {}, script {}",
+            directory.display(),
+            layout.project.display(),
+            layout.issue.display(),
+            layout.script.display()
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    progress::line(&format!("baton demo in {}", directory.display()));
+    let settings = Settings::resolve(Some(&layout.project.join("baton.toml")), Some(&layout.project))?;
+    settings.install_redactor();
+    let request = IntakeRequest { issue_file: Some(layout.issue.clone()), run_dir: Some(layout.run_dir.clone()), route: None };
+    let run_dir = crate::run_local(&settings, request).await?;
+    crate::conclude(&run_dir)
+}
+
+/// Writes the example project (as a git repository), its issue and script.
+pub fn prepare(directory: &Path) -> anyhow::Result<DemoLayout> {
+    let layout = DemoLayout::under(directory);
+    if layout.project.exists() || layout.run_dir.exists() {
+        return Err(bad_input!("{} already holds a demo; pass a new --dir", directory.display()));
+    }
+    for (relative, content) in PROJECT {
+        let path = layout.project.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    std::fs::write(&layout.issue, ISSUE)?;
+    std::fs::write(&layout.script, SCRIPT)?;
+    commit(&layout.project)?;
+    Ok(layout)
+}
+
+/// One commit with a fixed author and date: the demo's base commit is the
+/// same on every machine, so runs can be compared byte for byte.
+fn commit(project: &Path) -> anyhow::Result<()> {
+    let repository = git2::Repository::init(project)?;
+    let mut index = repository.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.write()?;
+    let tree = repository.find_tree(index.write_tree()?)?;
+    let when = git2::Time::new(1_767_225_600, 0); // 2026-01-01T00:00:00Z
+    let signature = git2::Signature::new("baton demo", "demo@baton.invalid", &when)?;
+    repository.commit(Some("HEAD"), &signature, &signature, "textkit: word_count", &tree, &[])?;
+    Ok(())
+}

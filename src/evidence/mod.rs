@@ -1,0 +1,384 @@
+//! Pure rendering: run state → `evidence.json` and `evidence.md` (the PR body).
+//!
+//! The Markdown is ordered for a reviewer with five minutes: outcome first,
+//! then what changed, what CI said, whether tests came first, scope, cost,
+//! and what still needs a human.
+
+mod markdown;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Gate;
+use crate::patch::FileChange;
+use crate::pipeline::budget::Spend;
+use crate::pipeline::{Outcome, PhaseName, Route};
+use crate::policy::{Verdict, Violation};
+use crate::records::{Child, Feedback, Plan, RepairRecord, Review, TestsRecord, VerifyRecord};
+use crate::run_dir::manifest::{IssueRef, Manifest, PhaseStatus};
+
+pub use markdown::render_markdown;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub schema: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub route: Route,
+    pub issue: IssueRef,
+    pub run_id: String,
+    pub base_sha: String,
+    pub branch: String,
+    pub changed_files: Vec<ChangedFile>,
+    pub gates: Vec<GateEvidence>,
+    pub tests_first: TestsFirst,
+    pub scope: ScopeEvidence,
+    pub budget: BudgetEvidence,
+    pub attempts: BTreeMap<String, u32>,
+    pub validator: Vec<ValidatorEvidence>,
+    pub repairs: Vec<RepairEvidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Child>,
+    pub risks: Vec<String>,
+    pub needs_human: Vec<String>,
+    pub rollback: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedFile {
+    pub path: String,
+    pub added: usize,
+    pub removed: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateEvidence {
+    pub name: String,
+    /// `passed`, `failed`, or `not_run` (which counts as failed).
+    pub status: String,
+    pub required: bool,
+    pub duration_s: f64,
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestsFirst {
+    /// The new tests failed on the base commit. `None`: the route has no tests phase.
+    pub red: Option<bool>,
+    /// They pass after the change (never true unless red was).
+    pub green: Option<bool>,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeEvidence {
+    pub violations: Vec<Violation>,
+    pub outside_plan: Vec<String>,
+    pub needs_approval: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetEvidence {
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+    pub wall_s: f64,
+    pub by_phase: BTreeMap<String, PhaseSpend>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSpend {
+    pub runs: u32,
+    pub attempts: u32,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+    pub wall_s: f64,
+    pub by_model: BTreeMap<String, Spend>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorEvidence {
+    pub phase: String,
+    pub attempt: u32,
+    pub verdict: String,
+    pub objections: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairEvidence {
+    pub round: u32,
+    pub failed_gates: Vec<String>,
+    pub summary: String,
+}
+
+/// Everything the evidence is built from, read from the run directory.
+pub struct EvidenceInput<'a> {
+    pub manifest: &'a Manifest,
+    pub changes: &'a [FileChange],
+    pub gates: &'a [Gate],
+    pub verify: Option<&'a VerifyRecord>,
+    pub tests: Option<&'a TestsRecord>,
+    pub policy: &'a Verdict,
+    pub feedback: &'a [Feedback],
+    pub repairs: Option<&'a RepairRecord>,
+    pub review: Option<&'a Review>,
+    pub plan: Option<&'a Plan>,
+    pub children: &'a [Child],
+    /// Models that answered without a `[pricing]` entry.
+    pub unpriced_models: &'a [String],
+}
+
+pub fn build(input: &EvidenceInput<'_>) -> Evidence {
+    let manifest = input.manifest;
+    let changed_files = input
+        .changes
+        .iter()
+        .map(|change| ChangedFile { path: change.path.clone(), added: change.added, removed: change.removed })
+        .collect();
+
+    let gates = gate_evidence(input);
+    let tests_first = tests_first(input);
+
+    let mut by_phase: BTreeMap<String, PhaseSpend> = BTreeMap::new();
+    let mut attempts = BTreeMap::new();
+    for record in &manifest.phases {
+        let entry = by_phase.entry(record.name.to_string()).or_insert_with(|| PhaseSpend {
+            runs: 0,
+            attempts: 0,
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+            wall_s: 0.0,
+            by_model: BTreeMap::new(),
+        });
+        entry.runs += 1;
+        entry.attempts += record.attempts;
+        entry.tokens_in += record.tokens_in;
+        entry.tokens_out += record.tokens_out;
+        entry.cost_usd += record.cost_usd;
+        entry.wall_s += record.wall_s;
+        for (model, spend) in &record.by_model {
+            entry.by_model.entry(model.clone()).or_default().add(spend);
+        }
+        if record.attempts > 0 {
+            *attempts.entry(record.name.to_string()).or_insert(0) += record.attempts;
+        }
+    }
+    let spent = manifest.spent();
+
+    let validator = input
+        .feedback
+        .iter()
+        .flat_map(|feedback| {
+            feedback.attempts.iter().map(|entry| ValidatorEvidence {
+                phase: feedback.phase.clone(),
+                attempt: entry.attempt,
+                verdict: entry.verdict.clone(),
+                objections: entry.objections.clone(),
+            })
+        })
+        .collect();
+    let repairs = input
+        .repairs
+        .map(|record| {
+            record
+                .rounds
+                .iter()
+                .map(|round| RepairEvidence {
+                    round: round.round,
+                    failed_gates: round.failed_gates.clone(),
+                    summary: round.summary.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let evidence_without_judgement = Evidence {
+        schema: "baton.evidence/v1".into(),
+        outcome: manifest.outcome,
+        reason: manifest.reason.clone(),
+        route: manifest.route,
+        issue: manifest.issue.clone(),
+        run_id: manifest.run_id.clone(),
+        base_sha: manifest.base_sha.clone(),
+        branch: manifest.branch.clone(),
+        changed_files,
+        gates,
+        tests_first,
+        scope: ScopeEvidence {
+            violations: input.policy.violations.clone(),
+            outside_plan: input.policy.outside_plan.clone(),
+            needs_approval: input.policy.needs_approval.clone(),
+        },
+        budget: BudgetEvidence {
+            tokens_in: spent.tokens_in,
+            tokens_out: spent.tokens_out,
+            cost_usd: spent.cost_usd,
+            wall_s: spent.wall_s,
+            by_phase,
+        },
+        attempts,
+        validator,
+        repairs,
+        review: input.review.cloned(),
+        children: input.children.to_vec(),
+        risks: Vec::new(),
+        needs_human: Vec::new(),
+        rollback: rollback(input),
+    };
+    let risks = risks(input, &evidence_without_judgement);
+    let needs_human = needs_human(input, &evidence_without_judgement);
+    Evidence { risks, needs_human, ..evidence_without_judgement }
+}
+
+fn gate_evidence(input: &EvidenceInput<'_>) -> Vec<GateEvidence> {
+    let route_verifies = input.manifest.route.contains(PhaseName::Verify);
+    if !route_verifies {
+        return Vec::new();
+    }
+    let recorded = input.verify.map(|verify| verify.gates.as_slice()).unwrap_or_default();
+    let mut gates: Vec<GateEvidence> = input
+        .gates
+        .iter()
+        .map(|gate| match recorded.iter().find(|result| result.name == gate.name) {
+            Some(result) => GateEvidence {
+                name: gate.name.clone(),
+                status: if result.passed { "passed" } else { "failed" }.into(),
+                required: gate.required,
+                duration_s: result.duration_s,
+                exit_code: result.exit_code,
+            },
+            None => GateEvidence {
+                name: gate.name.clone(),
+                status: "not_run".into(),
+                required: gate.required,
+                duration_s: 0.0,
+                exit_code: None,
+            },
+        })
+        .collect();
+    // Gates verify ran that the base config no longer lists are shown too.
+    for result in recorded {
+        if !gates.iter().any(|gate| gate.name == result.name) {
+            gates.push(GateEvidence {
+                name: result.name.clone(),
+                status: if result.passed { "passed" } else { "failed" }.into(),
+                required: false,
+                duration_s: result.duration_s,
+                exit_code: result.exit_code,
+            });
+        }
+    }
+    gates
+}
+
+fn tests_first(input: &EvidenceInput<'_>) -> TestsFirst {
+    if !input.manifest.route.contains(PhaseName::Tests) {
+        return TestsFirst { red: None, green: None, note: format!("the {} route writes no tests first", input.manifest.route) };
+    }
+    let Some(tests) = input.tests else {
+        return TestsFirst { red: None, green: None, note: "the tests phase did not finish".into() };
+    };
+    if !tests.red {
+        return TestsFirst {
+            red: Some(false),
+            green: Some(false),
+            note: "the new tests passed on the base commit, so they prove nothing about this change; not counted green".into(),
+        };
+    }
+    let verify = input.verify;
+    let intact = verify.and_then(|verify| verify.tests_intact);
+    let passed = verify.is_some_and(|verify| verify.passed);
+    let (green, note) = match (passed, intact) {
+        (true, Some(true)) => (true, "the new tests failed on the base commit and pass after the change".to_owned()),
+        (true, _) => (false, "gates pass, but the tests written first were changed afterwards; not counted green".to_owned()),
+        (false, _) => (false, "the new tests failed on the base commit and still fail".to_owned()),
+    };
+    TestsFirst { red: Some(true), green: Some(green), note }
+}
+
+fn rollback(input: &EvidenceInput<'_>) -> String {
+    let generic = "Revert the pull request's merge commit (`git revert -m 1 <merge commit>`); before merge, close the PR and delete the branch. Locally: `git apply -R changes.patch`.";
+    match input.plan {
+        Some(plan) => format!("{} {generic}", plan.rollback.trim()),
+        None => generic.to_owned(),
+    }
+}
+
+fn risks(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
+    let mut risks = Vec::new();
+    if let Some(repairs) = input.repairs
+        && !repairs.rounds.is_empty()
+    {
+        let gates: Vec<String> = repairs.rounds.iter().flat_map(|round| round.failed_gates.clone()).collect();
+        risks.push(format!(
+            "The first implementation failed gate(s) {}; it took {} repair round(s). Read the repaired code closely.",
+            dedup(gates).join(", "),
+            repairs.rounds.len()
+        ));
+    }
+    for gate in &evidence.gates {
+        if !gate.required && gate.status != "passed" {
+            risks.push(format!("Optional gate `{}` did not pass.", gate.name));
+        }
+    }
+    if !input.policy.outside_plan.is_empty() && input.policy.violations.iter().all(|v| v.rule != "plan.touchpoints") {
+        risks.push(format!("Files changed outside the plan: {}.", input.policy.outside_plan.join(", ")));
+    }
+    if let Some(review) = input.review {
+        for finding in &review.findings {
+            if matches!(finding.severity.as_str(), "major" | "critical") {
+                let place = finding.path.as_deref().map(|path| format!(" ({path})")).unwrap_or_default();
+                risks.push(format!("Review, {}{place}: {}", finding.severity, finding.comment));
+            }
+        }
+    }
+    for model in input.unpriced_models {
+        risks.push(format!("No [pricing] entry for `{model}`: its cost is counted as $0."));
+    }
+    risks
+}
+
+fn needs_human(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
+    let mut needs = Vec::new();
+    if evidence.outcome != Outcome::Done {
+        let reason = evidence.reason.clone().unwrap_or_else(|| "the run did not finish".into());
+        needs.push(format!("The run ended `{}`: {reason}", evidence.outcome));
+    }
+    if !input.policy.needs_approval.is_empty() {
+        needs.push(format!(
+            "Changes to {} need `/baton approve` before they can be published.",
+            input.policy.needs_approval.join(", ")
+        ));
+    }
+    if let Some(review) = input.review
+        && review.verdict != "approve"
+    {
+        needs.push("The review requested changes; see its findings.".into());
+    }
+    if !evidence.children.is_empty() {
+        needs.push(format!("File the {} child issue(s) listed below, or edit them first.", evidence.children.len()));
+    }
+    if input.manifest.phases.iter().any(|record| record.status == PhaseStatus::Failed) {
+        let failed: Vec<&str> = input
+            .manifest
+            .phases
+            .iter()
+            .filter(|record| record.status == PhaseStatus::Failed)
+            .map(|record| record.name.as_str())
+            .collect();
+        needs.push(format!("Phase(s) that failed: {}.", dedup(failed.iter().map(ToString::to_string).collect()).join(", ")));
+    }
+    needs
+}
+
+fn dedup(mut items: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    items.retain(|item| seen.insert(item.clone()));
+    items
+}

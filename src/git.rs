@@ -1,0 +1,198 @@
+//! Git through libgit2: the base commit, clean work trees at base + patch, the
+//! patch of a work tree, and files as they are at the base commit.
+//!
+//! A work tree is a fresh repository in a temporary directory that borrows the
+//! source repository's objects (like `git clone --shared`), so creating one is
+//! cheap and the user's checkout is never touched.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use git2::{ApplyLocation, Diff, DiffFormat, DiffOptions, IndexAddOption, Oid, Repository};
+
+use crate::bad_input;
+
+pub struct Source {
+    repository: Repository,
+    root: PathBuf,
+}
+
+impl Source {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let repository = Repository::discover(path).map_err(|error| {
+            bad_input!(
+                "{} is not inside a git repository ({}); pass the repository with --repo",
+                path.display(),
+                error.message()
+            )
+        })?;
+        let root = repository
+            .workdir()
+            .ok_or_else(|| bad_input!("{} is a bare repository; pass a checkout with --repo", path.display()))?
+            .to_path_buf();
+        Ok(Self { repository, root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn head_sha(&self) -> anyhow::Result<String> {
+        let head = self.repository.head().map_err(|error| {
+            bad_input!("{} has no commit to start from ({}); commit first", self.root.display(), error.message())
+        })?;
+        let commit = head.peel_to_commit().context("HEAD is not a commit")?;
+        Ok(commit.id().to_string())
+    }
+
+    /// Whether tracked files differ from HEAD (those changes are not part of a run).
+    pub fn is_dirty(&self) -> bool {
+        let mut options = git2::StatusOptions::new();
+        options.include_untracked(false);
+        self.repository.statuses(Some(&mut options)).is_ok_and(|statuses| !statuses.is_empty())
+    }
+
+    /// `owner/name` from the `origin` remote, else the directory's name.
+    pub fn repository_name(&self) -> String {
+        let from_remote = self.repository.find_remote("origin").ok().and_then(|remote| {
+            let url = remote.url().ok()?.trim_end_matches(".git").to_owned();
+            let mut parts = url.rsplit(['/', ':']);
+            let name = parts.next()?;
+            let owner = parts.next()?;
+            Some(format!("{owner}/{name}"))
+        });
+        from_remote.unwrap_or_else(|| {
+            self.root.file_name().map_or_else(|| "local".into(), |name| name.to_string_lossy().into_owned())
+        })
+    }
+
+    /// A file as it is at `sha`, or `None` if it does not exist there.
+    pub fn read_at(&self, sha: &str, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let commit = self.commit(sha)?;
+        let tree = commit.tree()?;
+        let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
+        let blob = self.repository.find_blob(entry.id()).with_context(|| format!("{path} at {sha} is not a file"))?;
+        Ok(Some(blob.content().to_vec()))
+    }
+
+    fn commit(&self, sha: &str) -> anyhow::Result<git2::Commit<'_>> {
+        let oid = Oid::from_str(sha).map_err(|_| bad_input!("`{sha}` is not a commit id"))?;
+        self.repository.find_commit(oid).map_err(|_| {
+            bad_input!(
+                "base commit {sha} is not in {}; fetch it (in CI: actions/checkout with fetch-depth: 0)",
+                self.root.display()
+            )
+        })
+    }
+
+    /// A clean work tree at `sha` with `patch` applied.
+    pub fn work_tree(&self, sha: &str, patch: &str) -> anyhow::Result<WorkTree> {
+        let commit = self.commit(sha)?;
+        let directory = tempfile::Builder::new().prefix("baton-work-").tempdir()?;
+        let repository = Repository::init(directory.path())?;
+        let objects = self.repository.commondir().join("objects");
+        let alternates = directory.path().join(".git/objects/info/alternates");
+        std::fs::write(&alternates, format!("{}\n", objects.display()))
+            .with_context(|| format!("cannot write {}", alternates.display()))?;
+        let repository = {
+            drop(repository);
+            Repository::open(directory.path())?
+        };
+        repository.set_head_detached(commit.id())?;
+        repository.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
+        let base = commit.tree_id();
+        let tree = WorkTree { directory, repository, base };
+        if !patch.trim().is_empty() {
+            tree.apply(patch)?;
+        }
+        Ok(tree)
+    }
+}
+
+pub struct WorkTree {
+    directory: tempfile::TempDir,
+    repository: Repository,
+    base: Oid,
+}
+
+impl WorkTree {
+    pub fn path(&self) -> &Path {
+        self.directory.path()
+    }
+
+    pub fn apply(&self, patch: &str) -> anyhow::Result<()> {
+        let diff = Diff::from_buffer(patch.as_bytes())
+            .map_err(|error| bad_input!("changes.patch is not a valid patch: {}", error.message()))?;
+        self.repository.apply(&diff, ApplyLocation::Both, None).map_err(|error| {
+            anyhow!("changes.patch does not apply to the base commit: {}", error.message())
+        })
+    }
+
+    /// Everything that differs from the base commit, as a git patch
+    /// (ignored files excluded, binary files included).
+    pub fn diff(&self) -> anyhow::Result<String> {
+        let mut index = self.repository.index()?;
+        index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+        index.update_all(["*"], None)?;
+        let tree_id = index.write_tree()?;
+        let new_tree = self.repository.find_tree(tree_id)?;
+        let base_tree = self.repository.find_tree(self.base)?;
+        let mut options = DiffOptions::new();
+        options.show_binary(true);
+        let diff = self.repository.diff_tree_to_tree(Some(&base_tree), Some(&new_tree), Some(&mut options))?;
+        let mut patch = Vec::new();
+        diff.print(DiffFormat::Patch, |_, _, line| {
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                patch.push(line.origin() as u8);
+            }
+            patch.extend_from_slice(line.content());
+            true
+        })?;
+        Ok(String::from_utf8_lossy(&patch).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit_all(repository: &Repository, message: &str) {
+        let mut index = repository.index().unwrap();
+        index.add_all(["*"], IndexAddOption::DEFAULT, None).unwrap();
+        index.write().unwrap();
+        let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let parents: Vec<git2::Commit<'_>> = repository.head().ok().and_then(|head| head.peel_to_commit().ok()).into_iter().collect();
+        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        repository.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).unwrap();
+    }
+
+    #[test]
+    fn work_tree_round_trips_a_patch() {
+        let directory = tempfile::tempdir().unwrap();
+        let repository = Repository::init(directory.path()).unwrap();
+        std::fs::write(directory.path().join("a.txt"), "one\ntwo\n").unwrap();
+        std::fs::write(directory.path().join("gone.txt"), "bye\n").unwrap();
+        std::fs::write(directory.path().join(".gitignore"), "target/\n").unwrap();
+        commit_all(&repository, "base");
+        let source = Source::open(directory.path()).unwrap();
+        let base = source.head_sha().unwrap();
+
+        let tree = source.work_tree(&base, "").unwrap();
+        std::fs::write(tree.path().join("a.txt"), "one\nTWO\n").unwrap();
+        std::fs::write(tree.path().join("new.txt"), "hello\n").unwrap();
+        std::fs::remove_file(tree.path().join("gone.txt")).unwrap();
+        std::fs::create_dir(tree.path().join("target")).unwrap();
+        std::fs::write(tree.path().join("target/junk"), "x").unwrap();
+        let patch = tree.diff().unwrap();
+        let files: Vec<String> = crate::patch::parse(&patch).into_iter().map(|file| file.path).collect();
+        assert_eq!(files, vec!["a.txt", "gone.txt", "new.txt"]);
+
+        let again = source.work_tree(&base, &patch).unwrap();
+        assert_eq!(std::fs::read_to_string(again.path().join("a.txt")).unwrap(), "one\nTWO\n");
+        assert!(!again.path().join("gone.txt").exists());
+        assert_eq!(again.diff().unwrap(), patch);
+        assert_eq!(source.read_at(&base, "a.txt").unwrap().unwrap(), b"one\ntwo\n");
+        assert!(source.read_at(&base, "missing").unwrap().is_none());
+    }
+}

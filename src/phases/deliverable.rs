@@ -1,0 +1,301 @@
+//! spec, design, plan, review, split: a model writes a deliverable through its
+//! `submit_*` tool, a validator checks it against its source, and objections
+//! from every earlier attempt go into the next one.
+
+use serde_json::Value;
+
+use super::{Context, PhaseEnd, prompts, read_text_artifact, save_deliverable};
+use crate::agent::{self, SessionEnd, SessionError, SessionSpec, schema, tools};
+use crate::config::ModelRef;
+use crate::llm::ToolSpec;
+use crate::pipeline::{Outcome, PhaseName};
+use crate::records::{Children, Design, Feedback, FeedbackEntry, Plan, Review, Spec, Ticket};
+
+/// What differs between the deliverable phases.
+struct Kind {
+    tool: ToolSpec,
+    artifact: &'static str,
+    /// What the validator checks the deliverable against.
+    source_name: &'static str,
+}
+
+fn kind(phase: PhaseName) -> Kind {
+    match phase {
+        PhaseName::Spec => Kind { tool: schema::submit_spec(), artifact: "spec", source_name: "the ticket" },
+        PhaseName::Design => Kind { tool: schema::submit_design(), artifact: "design", source_name: "the spec" },
+        PhaseName::Plan => Kind { tool: schema::submit_plan(), artifact: "plan", source_name: "the design" },
+        PhaseName::Review => Kind { tool: schema::submit_review(), artifact: "review", source_name: "the diff" },
+        _ => Kind { tool: schema::submit_children(), artifact: "children", source_name: "the design" },
+    }
+}
+
+pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<PhaseEnd> {
+    let kind = kind(phase);
+    let model = context.model_for(phase)?;
+    let validator_model = context
+        .config()
+        .validator_model(phase)
+        .map_err(|message| crate::bad_input!("phases.{phase}.validator: {message}"))?;
+    let (inputs, source) = inputs(context, phase)?;
+    let conventions = context.conventions();
+    let attempts = context.config().attempts(phase);
+    let max_turns = context.config().max_turns(phase);
+    let provider = match context.provider(&model) {
+        Ok(provider) => provider,
+        Err(error) => return Ok(PhaseEnd::Stop(Outcome::Blocked, error.to_string())),
+    };
+    // The work tree lets design, plan and review read the code they reason about.
+    let base = context.run.manifest.base_sha.clone();
+    let patch = if phase == PhaseName::Review { context.patch()? } else { String::new() };
+    let tree = context.source.work_tree(&base, &patch)?;
+    let workspace = tools::Workspace::new(
+        tree.path(),
+        std::time::Duration::from_secs(context.config().agent.command_timeout_s),
+        context.config().agent.output_limit_bytes,
+        Vec::new(),
+    )?;
+
+    let mut feedback = Feedback { phase: phase.to_string(), attempts: Vec::new() };
+    let mut objections: Vec<String> = Vec::new();
+    for attempt in 1..=attempts {
+        context.record().attempts = attempt;
+        let spec = SessionSpec {
+            provider: provider.as_ref(),
+            model: &model,
+            run_id: &context.run_id(),
+            phase_label: phase.to_string(),
+            attempt,
+            system: prompts::system(prompts::role(phase.as_str()), &conventions),
+            prompt: format!("{inputs}{}", prompts::objections_section(&objections)),
+            terminal: kind.tool.clone(),
+            tools: tools::read_only_specs(),
+            workspace: Some(&workspace),
+            max_turns,
+        };
+        let mut observer = context.observer(phase.as_str(), attempt, &model);
+        let deliverable = match agent::run_session(spec, &mut observer).await {
+            Ok(SessionEnd::Submitted(value)) => value,
+            Err(SessionError::Budget(reason)) => {
+                save_feedback(context, &feedback)?;
+                return Ok(PhaseEnd::Stop(Outcome::BudgetExceeded, reason));
+            }
+            Err(SessionError::TurnLimit(turns)) => {
+                let objection = format!("attempt {attempt} produced no valid {} in {turns} turns", kind.tool.name);
+                feedback.attempts.push(FeedbackEntry { attempt, verdict: "error".into(), objections: vec![objection.clone()] });
+                objections.push(objection);
+                continue;
+            }
+            Err(SessionError::Provider(error)) => {
+                save_feedback(context, &feedback)?;
+                return Ok(PhaseEnd::Stop(Outcome::Blocked, error.to_string()));
+            }
+            Err(SessionError::Other(error)) => return Err(error),
+        };
+        let markdown = render(phase, &deliverable)?;
+        match validate(context, phase, attempt, &validator_model, &source, &kind, &markdown, &objections).await? {
+            Validation::Pass => {
+                feedback.attempts.push(FeedbackEntry { attempt, verdict: "pass".into(), objections: Vec::new() });
+                save_feedback(context, &feedback)?;
+                save_deliverable(context, kind.artifact, &deliverable, &markdown)?;
+                if phase == PhaseName::Review {
+                    let review: Review = serde_json::from_value(deliverable)?;
+                    if review.verdict != "approve" {
+                        return Ok(PhaseEnd::Stop(Outcome::Blocked, "the review requested changes; a human decides what happens next".into()));
+                    }
+                }
+                return Ok(PhaseEnd::Continue);
+            }
+            Validation::Revise(new_objections) => {
+                feedback.attempts.push(FeedbackEntry { attempt, verdict: "revise".into(), objections: new_objections.clone() });
+                objections.extend(new_objections);
+            }
+            Validation::Stop(outcome, reason) => {
+                save_feedback(context, &feedback)?;
+                return Ok(PhaseEnd::Stop(outcome, reason));
+            }
+        }
+    }
+    save_feedback(context, &feedback)?;
+    Ok(PhaseEnd::Stop(
+        Outcome::Blocked,
+        format!("{phase}: the validator still objected after {attempts} attempt(s) (phases.{phase}.attempts); see feedback/{phase}.json"),
+    ))
+}
+
+enum Validation {
+    Pass,
+    Revise(Vec<String>),
+    Stop(Outcome, String),
+}
+
+#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename the list")]
+async fn validate(
+    context: &mut Context<'_>,
+    phase: PhaseName,
+    attempt: u32,
+    model: &ModelRef,
+    source: &str,
+    kind: &Kind,
+    markdown: &str,
+    earlier: &[String],
+) -> anyhow::Result<Validation> {
+    let provider = match context.provider(model) {
+        Ok(provider) => provider,
+        Err(error) => return Ok(Validation::Stop(Outcome::Blocked, error.to_string())),
+    };
+    let label = format!("{phase}.validate");
+    let prompt = format!(
+        "Check this {} against {}.\n\n# Source: {}\n\n{source}\n\n# Deliverable: {}\n\n{}{}",
+        kind.artifact,
+        kind.source_name,
+        kind.source_name,
+        kind.artifact,
+        prompts::cap(markdown, 24_000),
+        if earlier.is_empty() { String::new() } else { format!("\n\nEarlier objections (check they were addressed):{}", prompts::objections_section(earlier)) }
+    );
+    let spec = SessionSpec {
+        provider: provider.as_ref(),
+        model,
+        run_id: &context.run_id(),
+        phase_label: label.clone(),
+        attempt,
+        system: prompts::system(prompts::role("validate"), ""),
+        prompt,
+        terminal: schema::submit_verdict(),
+        tools: Vec::new(),
+        workspace: None,
+        max_turns: 4,
+    };
+    let mut observer = context.observer(&label, attempt, model);
+    match agent::run_session(spec, &mut observer).await {
+        Ok(SessionEnd::Submitted(value)) => {
+            let objections: Vec<String> = value
+                .get("objections")
+                .and_then(Value::as_array)
+                .map(|list| list.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default();
+            if value.get("verdict").and_then(Value::as_str) == Some("pass") {
+                Ok(Validation::Pass)
+            } else if objections.is_empty() {
+                Ok(Validation::Revise(vec!["the validator asked for a revision without saying why".into()]))
+            } else {
+                Ok(Validation::Revise(objections))
+            }
+        }
+        Err(SessionError::Budget(reason)) => Ok(Validation::Stop(Outcome::BudgetExceeded, reason)),
+        Err(SessionError::Provider(error)) => Ok(Validation::Stop(Outcome::Blocked, error.to_string())),
+        // A validator that cannot answer never passes anything.
+        Err(SessionError::TurnLimit(turns)) => Ok(Validation::Revise(vec![format!("the validator gave no verdict in {turns} turns")])),
+        Err(SessionError::Other(error)) => Err(error),
+    }
+}
+
+fn save_feedback(context: &mut Context<'_>, feedback: &Feedback) -> anyhow::Result<()> {
+    if feedback.attempts.is_empty() {
+        return Ok(());
+    }
+    context.run.write_json(&format!("feedback/{}.json", feedback.phase), feedback)
+}
+
+/// Each phase gets only its own inputs: (prompt text, validator source).
+fn inputs(context: &Context<'_>, phase: PhaseName) -> anyhow::Result<(String, String)> {
+    let ticket: Ticket = context
+        .run
+        .read_json("ticket.json")?
+        .ok_or_else(|| crate::bad_input!("ticket.json is missing from the run directory"))?;
+    let ticket_text = prompts::untrusted_ticket(&ticket);
+    let optional = |name: &str| -> anyhow::Result<String> { Ok(context.run.read_text(name)?.unwrap_or_default()) };
+    Ok(match phase {
+        PhaseName::Spec => (format!("# The issue\n\n{ticket_text}"), ticket_text),
+        PhaseName::Design => {
+            let spec = read_text_artifact(context, "spec.md")?;
+            (format!("# The spec\n\n{spec}"), spec)
+        }
+        PhaseName::Plan => {
+            // chore has no spec or design: the plan then answers to the ticket.
+            let design = optional("design.md")?;
+            let spec = optional("spec.md")?;
+            if design.is_empty() {
+                (format!("# The issue\n\n{ticket_text}"), ticket_text)
+            } else {
+                (format!("# The design\n\n{design}\n\n# The spec's acceptance\n\n{spec}"), design)
+            }
+        }
+        PhaseName::Review => {
+            let spec = optional("spec.md")?;
+            let spec = if spec.is_empty() { ticket_text } else { spec };
+            let patch = prompts::cap(&context.patch()?, 40_000);
+            let diff = format!("```diff\n{patch}\n```");
+            (format!("# The spec\n\n{spec}\n\n# The diff (gates passed in verify)\n\n{diff}"), diff)
+        }
+        _ => {
+            let spec = read_text_artifact(context, "spec.md")?;
+            let design = read_text_artifact(context, "design.md")?;
+            (format!("# The spec\n\n{spec}\n\n# The design\n\n{design}"), design)
+        }
+    })
+}
+
+fn bullets(items: &[String]) -> String {
+    if items.is_empty() {
+        return "_None._\n".into();
+    }
+    items.iter().map(|item| format!("- {item}\n")).collect()
+}
+
+/// Renders a checked deliverable to Markdown.
+pub fn render(phase: PhaseName, value: &Value) -> anyhow::Result<String> {
+    Ok(match phase {
+        PhaseName::Spec => {
+            let spec: Spec = serde_json::from_value(value.clone())?;
+            format!(
+                "# Spec\n\n{}\n\n## Objectives\n\n{}\n## Non-goals\n\n{}\n## Acceptance\n\n{}",
+                spec.summary,
+                bullets(&spec.objectives),
+                bullets(&spec.non_goals),
+                bullets(&spec.acceptance)
+            )
+        }
+        PhaseName::Design => {
+            let design: Design = serde_json::from_value(value.clone())?;
+            let components: Vec<String> =
+                design.components.iter().map(|c| format!("**{}**: {}", c.name, c.responsibility)).collect();
+            format!(
+                "# Design\n\n{}\n\n## Components\n\n{}\n## Risks\n\n{}",
+                design.approach,
+                bullets(&components),
+                bullets(&design.risks)
+            )
+        }
+        PhaseName::Plan => {
+            let plan: Plan = serde_json::from_value(value.clone())?;
+            let steps: String = plan.steps.iter().enumerate().map(|(i, step)| format!("{}. {step}\n", i + 1)).collect();
+            let touchpoints: Vec<String> = plan.touchpoints.iter().map(|t| format!("`{t}`")).collect();
+            format!(
+                "# Plan\n\n## Steps\n\n{steps}\n## Touchpoints\n\n{}\n## Tests\n\n{}\n## Rollback\n\n{}\n",
+                bullets(&touchpoints),
+                bullets(&plan.tests),
+                plan.rollback
+            )
+        }
+        PhaseName::Review => {
+            let review: Review = serde_json::from_value(value.clone())?;
+            let findings: Vec<String> = review
+                .findings
+                .iter()
+                .map(|f| format!("**{}**{}: {}", f.severity, f.path.as_deref().map(|p| format!(" `{p}`")).unwrap_or_default(), f.comment))
+                .collect();
+            format!("# Review: {}\n\n{}", review.verdict, bullets(&findings))
+        }
+        _ => {
+            let children: Children = serde_json::from_value(value.clone())?;
+            let list: String = children
+                .children
+                .iter()
+                .enumerate()
+                .map(|(i, child)| format!("## {}. {}\n\n{}\n\n", i + 1, child.title, child.body))
+                .collect();
+            format!("# Child issues\n\n{list}")
+        }
+    })
+}

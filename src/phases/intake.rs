@@ -1,0 +1,266 @@
+//! intake: read the issue, fix the base commit, pick the route, create the run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::{Context, prompts};
+use crate::agent::{self, SessionEnd, SessionSpec, schema};
+use crate::bad_input;
+use crate::git::Source;
+use crate::pipeline::{self, Outcome, PhaseName, Route};
+use crate::progress;
+use crate::records::{Comment, Ticket, UNTRUSTED_WARNING};
+use crate::run_dir::RunDir;
+use crate::run_dir::manifest::{BudgetState, IssueRef, Manifest, PhaseRecord, PhaseStatus, SCHEMA};
+use crate::settings::{Settings, env};
+
+pub struct IntakeRequest {
+    pub issue_file: Option<PathBuf>,
+    pub run_dir: Option<PathBuf>,
+    pub route: Option<Route>,
+}
+
+pub async fn run(settings: &Settings, request: IntakeRequest) -> anyhow::Result<PathBuf> {
+    let started = Instant::now();
+    let issue_file = request.issue_file.ok_or_else(|| {
+        bad_input!("intake needs --issue-file FILE (reading the issue from a CI event comes with the forge backends)")
+    })?;
+    let ticket = read_issue_file(&issue_file)?;
+    let source = Source::open(&settings.repo)?;
+    let base_sha = source.head_sha()?;
+    if source.is_dirty() {
+        tracing::warn!("{} has uncommitted changes; the run starts from the last commit {base_sha}", settings.repo.display());
+    }
+    let run_id = env::get(env::GITHUB_RUN_ID).map_or_else(local_run_id, |id| format!("gh-{id}"));
+    let run_dir = request
+        .run_dir
+        .or_else(|| env::get(env::BATON_RUN_DIR).map(PathBuf::from))
+        .unwrap_or_else(|| settings.repo.join(".baton/runs").join(&run_id));
+    let repository = env::get(env::GITHUB_REPOSITORY).unwrap_or_else(|| source.repository_name());
+
+    let (route, route_reason, ask_model) = match (request.route, pipeline::route_from_labels(&ticket.labels, &settings.config.triggers.routes)) {
+        (Some(route), _) => (route, "set by --route".to_owned(), false),
+        (None, Some((route, label))) => (route, format!("label `{label}` → {route} ([triggers].routes)"), false),
+        (None, None) => (Route::Feature, "default".to_owned(), true),
+    };
+    let manifest = Manifest {
+        schema: SCHEMA.into(),
+        run_id,
+        repository,
+        issue: IssueRef { number: ticket.number, title: ticket.title.clone(), url: ticket.url.clone() },
+        base_sha,
+        branch: format!("baton/issue-{}", ticket.number),
+        route,
+        route_reason,
+        created_at: crate::clock::now_rfc3339(),
+        phases: Vec::new(),
+        budget: BudgetState { limits: settings.config.budget.clone(), spent: Default::default() },
+        outcome: Outcome::Running,
+        reason: None,
+        artifacts: BTreeMap::new(),
+    };
+    let mut run = RunDir::create(&run_dir, manifest)?;
+    run.write_json("ticket.json", &ticket)?;
+    let model = settings.config.phase_model(PhaseName::Intake).ok();
+    let mut record = PhaseRecord::started(PhaseName::Intake, ask_model.then(|| model.as_ref().map(ToString::to_string)).flatten());
+    record.started_at = crate::clock::now_rfc3339();
+    run.manifest.phases.push(record);
+    run.save()?;
+    progress::phase_started("intake", &format!("issue #{} {}", ticket.number, ticket.title));
+
+    let mut context = Context { settings, run, source, started, record: 0 };
+    if ask_model {
+        let (route, reason) = ask_route(&mut context, &ticket, model.as_ref()).await;
+        context.run.manifest.route = route;
+        context.run.manifest.route_reason = reason;
+    }
+    let route = context.run.manifest.route;
+    let reason = context.run.manifest.route_reason.clone();
+    let record = context.record();
+    record.status = PhaseStatus::Done;
+    record.note = Some(format!("route {route}: {reason}"));
+    super::finish_record(&mut context);
+    context.run.save()?;
+    progress::phase_finished(&context.run.manifest.phases[0]);
+    Ok(run_dir)
+}
+
+/// Asks the intake model for a route; any failure falls back to `feature`
+/// with the reason recorded (SPEC §1: labels, else the model, else feature).
+async fn ask_route(context: &mut Context<'_>, ticket: &Ticket, model: Option<&crate::config::ModelRef>) -> (Route, String) {
+    let Some(model) = model else {
+        return (Route::Feature, "default: the intake model is not configured".into());
+    };
+    let provider = match context.provider(model) {
+        Ok(provider) => provider,
+        Err(error) => {
+            tracing::warn!("routing falls back to feature: {error}");
+            context.record().model = None;
+            return (Route::Feature, format!("default: no model to ask ({error})"));
+        }
+    };
+    let spec = SessionSpec {
+        provider: provider.as_ref(),
+        model,
+        run_id: &context.run_id(),
+        phase_label: "intake".into(),
+        attempt: 1,
+        system: prompts::system(
+            "Role: choose the route for this issue: feature (new behaviour), hotfix (a defect to fix fast), chore (maintenance, no behaviour change), epic (too large for one PR; to be split). Call submit_route.",
+            "",
+        ),
+        prompt: prompts::untrusted_ticket(ticket),
+        terminal: schema::submit_route(),
+        tools: Vec::new(),
+        workspace: None,
+        max_turns: 3,
+    };
+    context.record().attempts = 1;
+    let mut observer = context.observer("intake", 1, model);
+    match agent::run_session(spec, &mut observer).await {
+        Ok(SessionEnd::Submitted(arguments)) => {
+            let route = arguments.get("route").and_then(Value::as_str).and_then(|route| route.parse().ok());
+            let reason = arguments.get("reason").and_then(Value::as_str).unwrap_or("").to_owned();
+            match route {
+                Some(route) => (route, format!("model: {reason}")),
+                None => (Route::Feature, "default: the model's route was invalid".into()),
+            }
+        }
+        Err(error) => {
+            tracing::warn!("routing falls back to feature: {error}");
+            (Route::Feature, format!("default: the model gave no route ({error})"))
+        }
+    }
+}
+
+fn local_run_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("local-{}-{:04x}", now.as_secs(), (now.subsec_nanos() ^ std::process::id()) & 0xffff)
+}
+
+/// Reads an issue from JSON (GitHub's issue object, or the same fields with
+/// `labels` as strings) or Markdown (`# Title`, the body, optional front matter
+/// with `number:` and `labels:`).
+pub fn read_issue_file(path: &Path) -> anyhow::Result<Ticket> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| bad_input!("cannot read issue file {}: {error}", path.display()))?;
+    let is_json = path.extension().is_some_and(|extension| extension == "json") || text.trim_start().starts_with('{');
+    let ticket = if is_json { from_json(&text, path)? } else { from_markdown(&text) };
+    if ticket.title.trim().is_empty() {
+        return Err(bad_input!("issue file {} has no title (JSON `title`, or a `# Title` line)", path.display()));
+    }
+    Ok(ticket)
+}
+
+fn from_json(text: &str, path: &Path) -> anyhow::Result<Ticket> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|error| bad_input!("issue file {} is not valid JSON: {error}", path.display()))?;
+    let issue = value.get("issue").unwrap_or(&value);
+    let string = |key: &str| issue.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let labels = issue
+        .get("labels")
+        .and_then(Value::as_array)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|label| label.as_str().or_else(|| label.get("name").and_then(Value::as_str)))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let comments = issue
+        .get("comments")
+        .and_then(Value::as_array)
+        .map(|comments| {
+            comments
+                .iter()
+                .map(|comment| Comment {
+                    author: comment.pointer("/user/login").or_else(|| comment.get("author")).and_then(Value::as_str).unwrap_or("").to_owned(),
+                    body: comment.get("body").and_then(Value::as_str).unwrap_or("").to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Ticket {
+        untrusted: true,
+        warning: UNTRUSTED_WARNING.into(),
+        number: issue.get("number").and_then(Value::as_u64).unwrap_or(1),
+        title: string("title"),
+        body: string("body"),
+        labels,
+        url: issue.get("html_url").or_else(|| issue.get("url")).and_then(Value::as_str).unwrap_or("").to_owned(),
+        author: issue.pointer("/user/login").or_else(|| issue.get("author")).and_then(Value::as_str).unwrap_or("").to_owned(),
+        comments,
+    })
+}
+
+fn from_markdown(text: &str) -> Ticket {
+    let mut number = 1;
+    let mut labels = Vec::new();
+    let mut rest = text;
+    if let Some(after) = text.strip_prefix("---\n")
+        && let Some((front, body)) = after.split_once("\n---\n")
+    {
+        for line in front.lines() {
+            let Some((key, value)) = line.split_once(':') else { continue };
+            let value = value.trim();
+            match key.trim() {
+                "number" => number = value.parse().unwrap_or(1),
+                "labels" => {
+                    labels = value
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .split(',')
+                        .map(|label| label.trim().trim_matches(['"', '\'']).to_owned())
+                        .filter(|label| !label.is_empty())
+                        .collect();
+                }
+                _ => {}
+            }
+        }
+        rest = body;
+    }
+    let rest = rest.trim_start();
+    let (title, body) = match rest.strip_prefix("# ") {
+        Some(heading) => heading.split_once('\n').unwrap_or((heading, "")),
+        None => ("", rest),
+    };
+    Ticket {
+        untrusted: true,
+        warning: UNTRUSTED_WARNING.into(),
+        number,
+        title: title.trim().to_owned(),
+        body: body.trim().to_owned(),
+        labels,
+        url: String::new(),
+        author: String::new(),
+        comments: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_with_front_matter() {
+        let ticket = from_markdown("---\nnumber: 7\nlabels: [bug, \"ui\"]\n---\n# Fix the thing\n\nIt breaks.\n");
+        assert_eq!((ticket.number, ticket.title.as_str(), ticket.body.as_str()), (7, "Fix the thing", "It breaks."));
+        assert_eq!(ticket.labels, vec!["bug", "ui"]);
+    }
+
+    #[test]
+    fn github_issue_json() {
+        let ticket = from_json(
+            r#"{"number": 3, "title": "T", "body": "B", "html_url": "https://example.com/3", "labels": [{"name": "chore"}], "user": {"login": "octo"}}"#,
+            Path::new("x.json"),
+        )
+        .unwrap();
+        assert_eq!(ticket.labels, vec!["chore"]);
+        assert_eq!(ticket.author, "octo");
+        assert!(ticket.untrusted);
+    }
+}

@@ -1,0 +1,145 @@
+//! verify: apply the run's patch to a clean checkout of the base commit and
+//! run every gate. Only verify decides whether gates passed.
+
+use std::time::Duration;
+
+use super::{Context, PATCH, PhaseEnd};
+use crate::agent::command::{self, scrubbed_environment};
+use crate::config::Gate;
+use crate::git::WorkTree;
+use crate::pipeline::{self, Outcome, PhaseName};
+use crate::progress;
+use crate::records::{GateResult, TestsRecord, VerifyRecord, VerifyRound};
+use crate::run_dir::sha256_hex;
+
+/// Full gate logs kept in `gates/<name>.log`.
+const GATE_LOG_LIMIT: usize = 1024 * 1024;
+const LOG_TAIL_LINES: usize = 60;
+
+/// Runs the configured gates (or the named subset) in `tree`; returns each
+/// result with its full log.
+pub async fn run_gates(context: &Context<'_>, tree: &WorkTree, only: Option<&[String]>) -> anyhow::Result<Vec<(GateResult, String)>> {
+    let environment = scrubbed_environment(&context.settings.key_variables);
+    let mut results = Vec::new();
+    let gates: Vec<&Gate> = context
+        .config()
+        .gates
+        .iter()
+        .filter(|gate| only.is_none_or(|names| names.contains(&gate.name)))
+        .collect();
+    for gate in gates {
+        let output = command::run(&gate.run, tree.path(), Duration::from_secs(gate.timeout_s), GATE_LOG_LIMIT, &environment).await?;
+        let passed = output.succeeded();
+        progress::line(&format!(
+            "    gate {:<12} {} ({:.1}s)",
+            gate.name,
+            if passed { "passed" } else { "FAILED" },
+            output.duration_s
+        ));
+        results.push((
+            GateResult {
+                name: gate.name.clone(),
+                command: gate.run.clone(),
+                required: gate.required,
+                passed,
+                exit_code: output.exit_code,
+                timed_out: output.timed_out,
+                duration_s: output.duration_s,
+                log_tail: command::tail(&output.output, LOG_TAIL_LINES),
+            },
+            output.output,
+        ));
+    }
+    Ok(results)
+}
+
+pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
+    if context.config().gates.is_empty() {
+        return Ok(PhaseEnd::Stop(
+            Outcome::Blocked,
+            "no [[gates]] are configured: CI is the judge, and without gates there is nothing to judge by; add at least one gate".into(),
+        ));
+    }
+    let base = context.run.manifest.base_sha.clone();
+    let patch = context.patch()?;
+    let patch_sha256 = context.run.sha256_of(PATCH).map_or_else(|| sha256_hex(b""), str::to_owned);
+    let tree = context.source.work_tree(&base, &patch)?;
+    let results = run_gates(context, &tree, None).await?;
+    for (gate, log) in &results {
+        context.run.write_json(&format!("gates/{}.json", gate.name), gate)?;
+        context.run.write_text(&format!("gates/{}.log", gate.name), log)?;
+    }
+    let passed = results.iter().all(|(gate, _)| !gate.required || gate.passed);
+
+    let tests: Option<TestsRecord> = context.run.read_json("tests.json")?;
+    let tests_intact = tests.map(|tests| {
+        tests.files.iter().all(|(path, sha)| {
+            std::fs::read(tree.path().join(path)).is_ok_and(|bytes| sha256_hex(&bytes) == *sha)
+        })
+    });
+
+    let mut record: VerifyRecord = context.run.read_json("verify.json")?.unwrap_or_default();
+    let failed: Vec<(&str, &str)> = results
+        .iter()
+        .filter(|(gate, _)| gate.required && !gate.passed)
+        .map(|(gate, _)| (gate.name.as_str(), gate.log_tail.as_str()))
+        .collect();
+    let signature = (!passed).then(|| pipeline::failure_signature(&failed));
+    record.rounds.push(VerifyRound {
+        round: record.rounds.len() as u32 + 1,
+        passed,
+        failed_gates: failed.iter().map(|(name, _)| (*name).to_owned()).collect(),
+        signature,
+    });
+    record.patch_sha256 = patch_sha256.clone();
+    record.passed = passed;
+    record.gates = results.into_iter().map(|(gate, _)| gate).collect();
+    record.tests_intact = tests_intact;
+    context.run.write_json("verify.json", &record)?;
+
+    let phase = context.record();
+    phase.input_sha256 = Some(patch_sha256);
+    phase.passed = Some(passed);
+    if passed {
+        phase.note = Some("all required gates passed".into());
+        return Ok(PhaseEnd::Continue);
+    }
+    let failed_names: Vec<String> = record.rounds.last().map(|round| round.failed_gates.clone()).unwrap_or_default();
+    phase.note = Some(format!("failed: {}", failed_names.join(", ")));
+    let signatures: Vec<String> = record.rounds.iter().filter_map(|round| round.signature.clone()).collect();
+    let consecutive: Vec<String> = record
+        .rounds
+        .iter()
+        .rev()
+        .take_while(|round| !round.passed)
+        .filter_map(|round| round.signature.clone())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let _ = signatures;
+    let repairs_done = context.run.manifest.count(PhaseName::Repair);
+    let max_repairs = context.run.manifest.budget.limits.max_repairs;
+    let route_repairs = context.run.manifest.route.contains(PhaseName::Repair);
+    let stop = if route_repairs { pipeline::repair_stop(repairs_done, max_repairs, &consecutive) } else { Some("gates failed".into()) };
+    Ok(match stop {
+        Some(reason) => PhaseEnd::Stop(Outcome::Failed, format!("{reason}; failing: {}", failed_names.join(", "))),
+        None => PhaseEnd::Continue,
+    })
+}
+
+/// The failing gates' log tails, for repair.
+pub fn failing_logs(context: &Context<'_>, verify: &VerifyRecord) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for gate in verify.gates.iter().filter(|gate| !gate.passed) {
+        let log = context.run.read_text(&format!("gates/{}.log", gate.name))?.unwrap_or_else(|| gate.log_tail.clone());
+        text.push_str(&format!(
+            "## gate `{}`: `{}` (exit {})\n\n```\n{}\n```\n\n",
+            gate.name,
+            gate.command,
+            gate.exit_code.map_or("none".into(), |code| code.to_string()),
+            command::tail(&log, 80)
+        ));
+    }
+    Ok(text)
+}

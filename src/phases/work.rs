@@ -1,0 +1,241 @@
+//! tests, implement, repair: agent phases that edit a clean work tree at the
+//! base commit plus the run's patch, through the confined tools. What they
+//! leave is the new `changes.patch`, judged by the policy at once and by the
+//! gates in verify — never by what the agent says.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::verify::{failing_logs, run_gates};
+use super::{Context, PATCH, PhaseEnd, policy_stop, prompts};
+use crate::agent::command::scrubbed_environment;
+use crate::agent::{self, FINISH, SessionEnd, SessionError, SessionSpec, tools};
+use crate::git::WorkTree;
+use crate::llm::ToolSpec;
+use crate::pipeline::{Outcome, PhaseName};
+use crate::records::{AgentSummary, RepairRecord, RepairRound, TestsRecord, VerifyRecord};
+use crate::run_dir::sha256_hex;
+
+fn finish_tool() -> ToolSpec {
+    tools::agent_specs().into_iter().find(|tool| tool.name == FINISH).unwrap_or_else(|| ToolSpec {
+        name: FINISH.into(),
+        description: "End the phase.".into(),
+        input_schema: serde_json::json!({"type": "object"}),
+    })
+}
+
+fn working_tools() -> Vec<ToolSpec> {
+    tools::agent_specs().into_iter().filter(|tool| tool.name != FINISH).collect()
+}
+
+enum AgentRun {
+    Finished(String),
+    Stop(Outcome, String),
+}
+
+/// Runs one agent session on `tree`.
+async fn agent_session(
+    context: &mut Context<'_>,
+    phase: PhaseName,
+    attempt: u32,
+    tree: &WorkTree,
+    prompt: String,
+) -> anyhow::Result<AgentRun> {
+    let model = context.model_for(phase)?;
+    let provider = match context.provider(&model) {
+        Ok(provider) => provider,
+        Err(error) => return Ok(AgentRun::Stop(Outcome::Blocked, error.to_string())),
+    };
+    let config = context.config();
+    let workspace = tools::Workspace::new(
+        tree.path(),
+        Duration::from_secs(config.agent.command_timeout_s),
+        config.agent.output_limit_bytes,
+        scrubbed_environment(&context.settings.key_variables),
+    )?;
+    let conventions = context.conventions();
+    let run_id = context.run_id();
+    let spec = SessionSpec {
+        provider: provider.as_ref(),
+        model: &model,
+        run_id: &run_id,
+        phase_label: phase.to_string(),
+        attempt,
+        system: prompts::system(prompts::role(phase.as_str()), &conventions),
+        prompt,
+        terminal: finish_tool(),
+        tools: working_tools(),
+        workspace: Some(&workspace),
+        max_turns: context.config().max_turns(phase),
+    };
+    let mut observer = context.observer(phase.as_str(), attempt, &model);
+    Ok(match agent::run_session(spec, &mut observer).await {
+        Ok(SessionEnd::Submitted(value)) => {
+            AgentRun::Finished(value.get("summary").and_then(Value::as_str).unwrap_or("").to_owned())
+        }
+        Err(SessionError::Budget(reason)) => AgentRun::Stop(Outcome::BudgetExceeded, reason),
+        Err(SessionError::Provider(error)) => AgentRun::Stop(Outcome::Blocked, error.to_string()),
+        Err(SessionError::TurnLimit(turns)) => {
+            AgentRun::Stop(Outcome::Blocked, format!("{phase} did not finish within {turns} turns (phases.{phase}.max_turns)"))
+        }
+        Err(SessionError::Other(error)) => return Err(error),
+    })
+}
+
+/// The ticket-derived inputs every agent phase gets: the spec (or the ticket)
+/// and the plan, each capped.
+fn task_brief(context: &Context<'_>) -> anyhow::Result<String> {
+    let mut brief = String::new();
+    match context.run.read_text("spec.md")? {
+        Some(spec) => brief.push_str(&format!("# The spec\n\n{}\n\n", prompts::cap(&spec, 12_000))),
+        None => {
+            if let Some(ticket) = context.run.read_json("ticket.json")? {
+                brief.push_str(&format!("# The issue\n\n{}\n\n", prompts::untrusted_ticket(&ticket)));
+            }
+        }
+    }
+    if let Some(plan) = context.run.read_text("plan.md")? {
+        brief.push_str(&format!("# The plan\n\n{}\n\n", prompts::cap(&plan, 12_000)));
+    }
+    Ok(brief)
+}
+
+/// tests: write failing tests first, then prove they fail on the base commit.
+pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
+    let base = context.run.manifest.base_sha.clone();
+    let attempts = context.config().attempts(PhaseName::Tests);
+    let brief = task_brief(context)?;
+    let mut objections = Vec::new();
+    let mut last: Option<(String, TestsRecord)> = None;
+    for attempt in 1..=attempts {
+        context.record().attempts = attempt;
+        let tree = context.source.work_tree(&base, "")?;
+        let prompt = format!("{brief}Write the tests now.{}", prompts::objections_section(&objections));
+        let summary = match agent_session(context, PhaseName::Tests, attempt, &tree, prompt).await? {
+            AgentRun::Finished(summary) => summary,
+            AgentRun::Stop(outcome, reason) => return Ok(PhaseEnd::Stop(outcome, reason)),
+        };
+        let patch = tree.diff()?;
+        if let Some(reason) = policy_stop(context, &patch)? {
+            context.run.write_text(PATCH, &patch)?;
+            return Ok(PhaseEnd::Stop(Outcome::Rejected, reason));
+        }
+        if patch.trim().is_empty() {
+            objections.push(format!("attempt {attempt} wrote no test at all"));
+            continue;
+        }
+        // The red check runs on a fresh tree: base + the tests, nothing else.
+        let fresh = context.source.work_tree(&base, &patch)?;
+        let gates = run_gates(context, &fresh, None).await?;
+        let red = gates.iter().any(|(gate, _)| gate.required && !gate.passed);
+        let files = crate::patch::parse(&patch)
+            .into_iter()
+            .filter(|change| !change.deleted)
+            .map(|change| {
+                let bytes = std::fs::read(fresh.path().join(&change.path)).unwrap_or_default();
+                (change.path, sha256_hex(&bytes))
+            })
+            .collect();
+        let record = TestsRecord {
+            summary,
+            attempts: attempt,
+            red,
+            files,
+            gates: gates.into_iter().map(|(gate, _)| gate).collect(),
+        };
+        if red {
+            context.run.write_text(PATCH, &patch)?;
+            context.run.write_json("tests.json", &record)?;
+            context.record().note = Some("red on the base commit".into());
+            return Ok(PhaseEnd::Continue);
+        }
+        objections.push(format!(
+            "attempt {attempt}: the tests you wrote PASS on the base commit (every gate passed), so they cannot show the change works. Write tests that fail until the change exists."
+        ));
+        last = Some((patch, record));
+    }
+    if let Some((patch, record)) = last {
+        context.run.write_text(PATCH, &patch)?;
+        context.run.write_json("tests.json", &record)?;
+    }
+    Ok(PhaseEnd::Stop(
+        Outcome::Blocked,
+        format!("tests: the new tests never failed on the base commit in {attempts} attempt(s); tests that pass before the change prove nothing"),
+    ))
+}
+
+/// implement: make the tests pass, on base + the tests' patch.
+pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
+    let base = context.run.manifest.base_sha.clone();
+    let patch = context.patch()?;
+    let tree = context.source.work_tree(&base, &patch)?;
+    let mut prompt = task_brief(context)?;
+    if let Some(tests) = context.run.read_json::<TestsRecord>("tests.json")? {
+        let files: Vec<String> = tests.files.iter().map(|(path, _)| format!("`{path}`")).collect();
+        prompt.push_str(&format!(
+            "# Tests written first\n\nThese files already hold failing tests; make them pass and do not change them: {}\n\n",
+            files.join(", ")
+        ));
+    }
+    prompt.push_str("Implement the change now.");
+    context.record().attempts = 1;
+    let summary = match agent_session(context, PhaseName::Implement, 1, &tree, prompt).await? {
+        AgentRun::Finished(summary) => summary,
+        AgentRun::Stop(outcome, reason) => return Ok(PhaseEnd::Stop(outcome, reason)),
+    };
+    save_agent_result(context, &tree, "implement.json", summary)
+}
+
+/// repair: fix what the gates said, with the history of earlier repairs.
+pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
+    let base = context.run.manifest.base_sha.clone();
+    let verify: VerifyRecord = context
+        .run
+        .read_json("verify.json")?
+        .ok_or_else(|| crate::bad_input!("verify.json is missing: run verify before repair"))?;
+    let mut history: RepairRecord = context.run.read_json("repair.json")?.unwrap_or_default();
+    let round = history.rounds.len() as u32 + 1;
+    let patch = context.patch()?;
+    let tree = context.source.work_tree(&base, &patch)?;
+    let mut prompt = task_brief(context)?;
+    prompt.push_str("# Failing gates (log tails)\n\n");
+    prompt.push_str(&failing_logs(context, &verify)?);
+    if !history.rounds.is_empty() {
+        prompt.push_str("\n# Earlier repairs (they did not fix it; do not repeat them)\n\n");
+        for earlier in &history.rounds {
+            prompt.push_str(&format!(
+                "- repair {} after {} failed: {}\n",
+                earlier.round,
+                earlier.failed_gates.join(", "),
+                earlier.summary
+            ));
+        }
+    }
+    prompt.push_str("\nFix the failure now.");
+    context.record().attempts = 1;
+    let summary = match agent_session(context, PhaseName::Repair, round, &tree, prompt).await? {
+        AgentRun::Finished(summary) => summary,
+        AgentRun::Stop(outcome, reason) => return Ok(PhaseEnd::Stop(outcome, reason)),
+    };
+    let failed_gates: Vec<String> =
+        verify.gates.iter().filter(|gate| gate.required && !gate.passed).map(|gate| gate.name.clone()).collect();
+    let signature = verify.rounds.last().and_then(|last| last.signature.clone()).unwrap_or_default();
+    history.rounds.push(RepairRound { round, failed_gates, signature, summary: summary.clone() });
+    context.run.write_json("repair.json", &history)?;
+    context.record().note = Some(format!("repair {round}"));
+    save_agent_result(context, &tree, &format!("repair-{round}.json"), summary)
+}
+
+fn save_agent_result(context: &mut Context<'_>, tree: &WorkTree, artifact: &str, summary: String) -> anyhow::Result<PhaseEnd> {
+    let patch = tree.diff()?;
+    let stop = policy_stop(context, &patch)?;
+    // Written even when rejected (redacted on the way), so the evidence shows
+    // what was refused; publish refuses it again on its own.
+    context.run.write_text(PATCH, &patch)?;
+    context.run.write_json(artifact, &AgentSummary { summary })?;
+    Ok(match stop {
+        Some(reason) => PhaseEnd::Stop(Outcome::Rejected, reason),
+        None => PhaseEnd::Continue,
+    })
+}
