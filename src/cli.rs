@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "baton", version, about = "Turn an issue into a CI-verified, evidence-backed pull request")]
+#[command(
+    name = "baton",
+    version,
+    about = "Turn an issue into a CI-verified, evidence-backed pull request"
+)]
 pub struct Cli {
     /// Config file (else $BATON_CONFIG, .github/baton.toml, .forgejo/baton.toml, baton.toml).
     #[arg(long, global = true, value_name = "FILE")]

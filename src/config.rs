@@ -134,9 +134,15 @@ pub struct Scope {
 impl Default for Scope {
     fn default() -> Self {
         Self {
-            deny: [".github/**", ".forgejo/**", "**/.env*", "**/*.pem", "**/*.key"]
-                .map(String::from)
-                .to_vec(),
+            deny: [
+                ".github/**",
+                ".forgejo/**",
+                "**/.env*",
+                "**/*.pem",
+                "**/*.key",
+            ]
+            .map(String::from)
+            .to_vec(),
             allow: Vec::new(),
             approval: Vec::new(),
             enforce_plan: true,
@@ -175,10 +181,14 @@ impl Default for Triggers {
         Self {
             label: "baton".into(),
             sweep_label: "baton:ready".into(),
-            routes: [("bug", Route::Hotfix), ("epic", Route::Epic), ("chore", Route::Chore)]
-                .into_iter()
-                .map(|(label, route)| (label.to_owned(), route))
-                .collect(),
+            routes: [
+                ("bug", Route::Hotfix),
+                ("epic", Route::Epic),
+                ("chore", Route::Chore),
+            ]
+            .into_iter()
+            .map(|(label, route)| (label.to_owned(), route))
+            .collect(),
         }
     }
 }
@@ -206,7 +216,11 @@ pub struct AgentConfig {
 
 impl Default for AgentConfig {
     fn default() -> Self {
-        Self { max_turns: 40, command_timeout_s: 300, output_limit_bytes: 16 * 1024 }
+        Self {
+            max_turns: 40,
+            command_timeout_s: 300,
+            output_limit_bytes: 16 * 1024,
+        }
     }
 }
 
@@ -251,7 +265,15 @@ impl fmt::Display for ConfigSource {
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "models", "providers", "phases", "budget", "scope", "gates", "triggers", "sweep", "agent",
+    "models",
+    "providers",
+    "phases",
+    "budget",
+    "scope",
+    "gates",
+    "triggers",
+    "sweep",
+    "agent",
     "pricing",
 ];
 
@@ -288,7 +310,11 @@ impl Config {
         }
         config.add_default_providers();
         issues.extend(config.semantic_issues());
-        if issues.is_empty() { Ok(config) } else { Err(issues) }
+        if issues.is_empty() {
+            Ok(config)
+        } else {
+            Err(issues)
+        }
     }
 
     /// Reads a file; an unreadable file or any issue is an error naming the file.
@@ -304,18 +330,22 @@ impl Config {
 
     /// The anthropic and openai providers exist unless the file redefines them.
     fn add_default_providers(&mut self) {
-        self.providers.entry("anthropic".into()).or_insert(ProviderConfig {
-            kind: ProviderKind::Anthropic,
-            api_key_env: Some("ANTHROPIC_API_KEY".into()),
-            base_url: None,
-            script: None,
-        });
-        self.providers.entry("openai".into()).or_insert(ProviderConfig {
-            kind: ProviderKind::Openai,
-            api_key_env: Some("OPENAI_API_KEY".into()),
-            base_url: None,
-            script: None,
-        });
+        self.providers
+            .entry("anthropic".into())
+            .or_insert(ProviderConfig {
+                kind: ProviderKind::Anthropic,
+                api_key_env: Some("ANTHROPIC_API_KEY".into()),
+                base_url: None,
+                script: None,
+            });
+        self.providers
+            .entry("openai".into())
+            .or_insert(ProviderConfig {
+                kind: ProviderKind::Openai,
+                api_key_env: Some("OPENAI_API_KEY".into()),
+                base_url: None,
+                script: None,
+            });
     }
 
     fn semantic_issues(&self) -> Vec<ConfigIssue> {
@@ -352,7 +382,10 @@ impl Config {
         }
         for (phase, settings) in &self.phases {
             if phase.parse::<PhaseName>().is_err() {
-                issues.push(unknown_key(&format!("phases.{phase}"), PhaseName::ALL_NAMES));
+                issues.push(unknown_key(
+                    &format!("phases.{phase}"),
+                    PhaseName::ALL_NAMES,
+                ));
                 continue;
             }
             if let Some(reference) = &settings.model {
@@ -379,7 +412,10 @@ impl Config {
             ("budget.max_wall_minutes", self.budget.max_wall_minutes),
         ] {
             if !(value.is_finite() && value > 0.0) {
-                issues.push(ConfigIssue { key: key.into(), message: "must be a positive number".into() });
+                issues.push(ConfigIssue {
+                    key: key.into(),
+                    message: "must be a positive number".into(),
+                });
             }
         }
         for (key, globs) in [
@@ -399,11 +435,15 @@ impl Config {
         let mut gate_names = std::collections::BTreeSet::new();
         for (index, gate) in self.gates.iter().enumerate() {
             let valid_name = !gate.name.is_empty()
-                && gate.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                && gate
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !valid_name {
                 issues.push(ConfigIssue {
                     key: format!("gates[{index}].name"),
-                    message: "use letters, digits, `-` and `_` only (it names gates/<name>.json)".into(),
+                    message: "use letters, digits, `-` and `_` only (it names gates/<name>.json)"
+                        .into(),
                 });
             } else if !gate_names.insert(gate.name.as_str()) {
                 issues.push(ConfigIssue {
@@ -464,7 +504,10 @@ impl Config {
                 known.join(", ")
             ));
         }
-        Ok(ModelRef { provider: provider.to_owned(), model: model.to_owned() })
+        Ok(ModelRef {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+        })
     }
 
     pub fn phase(&self, phase: PhaseName) -> PhaseConfig {
@@ -473,13 +516,19 @@ impl Config {
 
     /// The model a phase runs on: its own setting, else its default tier.
     pub fn phase_model(&self, phase: PhaseName) -> Result<ModelRef, String> {
-        let reference = self.phase(phase).model.unwrap_or_else(|| phase.default_tier().to_owned());
+        let reference = self
+            .phase(phase)
+            .model
+            .unwrap_or_else(|| phase.default_tier().to_owned());
         self.resolve_model_reference(&reference)
     }
 
     /// The validator's model for a phase: the cheapest tier unless configured.
     pub fn validator_model(&self, phase: PhaseName) -> Result<ModelRef, String> {
-        let reference = self.phase(phase).validator.unwrap_or_else(|| "light".to_owned());
+        let reference = self
+            .phase(phase)
+            .validator
+            .unwrap_or_else(|| "light".to_owned());
         self.resolve_model_reference(&reference)
     }
 
@@ -536,8 +585,15 @@ fn section<T: DeserializeOwned>(
         Ok(parsed) => *target = parsed,
         Err(error) => {
             let inner = error.path().to_string();
-            let key = if inner == "." { name.to_owned() } else { format!("{name}.{inner}") };
-            issues.push(ConfigIssue { key, message: error.into_inner().to_string() });
+            let key = if inner == "." {
+                name.to_owned()
+            } else {
+                format!("{name}.{inner}")
+            };
+            issues.push(ConfigIssue {
+                key,
+                message: error.into_inner().to_string(),
+            });
         }
     }
     for path in unknown {
@@ -560,7 +616,11 @@ fn section_keys(name: &str) -> Option<&'static [&'static str]> {
         "providers" => &["kind", "api_key_env", "base_url", "script"],
         "phases" => &["model", "attempts", "max_turns", "validator"],
         "budget" => &[
-            "max_cost_usd", "max_tokens", "max_wall_minutes", "max_repairs", "max_changed_files",
+            "max_cost_usd",
+            "max_tokens",
+            "max_wall_minutes",
+            "max_repairs",
+            "max_changed_files",
             "max_diff_lines",
         ],
         "scope" => &["deny", "allow", "approval", "enforce_plan"],
@@ -578,7 +638,10 @@ fn unknown_key(key: &str, known: &[&str]) -> ConfigIssue {
         Some(suggestion) => format!("unknown key (did you mean `{suggestion}`?)"),
         None => format!("unknown key; known keys here: {}", known.join(", ")),
     };
-    ConfigIssue { key: key.to_owned(), message }
+    ConfigIssue {
+        key: key.to_owned(),
+        message,
+    }
 }
 
 /// The known key nearest to a misspelt one, if it is plausibly a typo.
@@ -616,7 +679,10 @@ mod tests {
         let config = Config::parse("").unwrap();
         assert!((config.budget.max_cost_usd - 5.0).abs() < f64::EPSILON);
         assert_eq!(config.triggers.routes.get("bug"), Some(&Route::Hotfix));
-        assert_eq!(config.phase_model(PhaseName::Design).unwrap().model, "claude-opus-4-1");
+        assert_eq!(
+            config.phase_model(PhaseName::Design).unwrap().model,
+            "claude-opus-4-1"
+        );
     }
 
     #[test]
@@ -630,8 +696,15 @@ mod tests {
         assert!(keys.contains(&"scope.denny"), "{keys:?}");
         assert!(keys.contains(&"gates.0.colour"), "{keys:?}");
         assert!(keys.contains(&"nonsense"), "{keys:?}");
-        let budget = issues.iter().find(|issue| issue.key == "budget.max_cost").unwrap();
-        assert!(budget.message.contains("max_cost_usd"), "{}", budget.message);
+        let budget = issues
+            .iter()
+            .find(|issue| issue.key == "budget.max_cost")
+            .unwrap();
+        assert!(
+            budget.message.contains("max_cost_usd"),
+            "{}",
+            budget.message
+        );
     }
 
     #[test]

@@ -17,12 +17,30 @@ use crate::progress;
 use crate::settings::Settings;
 
 const PROJECT: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../examples/demo/project/Cargo.toml")),
-    (".gitignore", include_str!("../examples/demo/project/gitignore")),
-    ("AGENTS.md", include_str!("../examples/demo/project/AGENTS.md")),
-    ("README.md", include_str!("../examples/demo/project/README.md")),
-    ("baton.toml", include_str!("../examples/demo/project/baton.toml")),
-    ("src/lib.rs", include_str!("../examples/demo/project/src/lib.rs")),
+    (
+        "Cargo.toml",
+        include_str!("../examples/demo/project/Cargo.toml"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../examples/demo/project/gitignore"),
+    ),
+    (
+        "AGENTS.md",
+        include_str!("../examples/demo/project/AGENTS.md"),
+    ),
+    (
+        "README.md",
+        include_str!("../examples/demo/project/README.md"),
+    ),
+    (
+        "baton.toml",
+        include_str!("../examples/demo/project/baton.toml"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../examples/demo/project/src/lib.rs"),
+    ),
 ];
 const ISSUE: &str = include_str!("../examples/demo/issue.md");
 const SCRIPT: &str = include_str!("../examples/demo/script.json");
@@ -49,7 +67,10 @@ impl DemoLayout {
 pub async fn run(arguments: &DemoArgs) -> anyhow::Result<ExitStatus> {
     let directory = match &arguments.dir {
         Some(directory) => directory.clone(),
-        None => tempfile::Builder::new().prefix("baton-demo-").tempdir()?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("baton-demo-")
+            .tempdir()?
+            .keep(),
     };
     let layout = prepare(&directory)?;
     if arguments.prepare_only {
@@ -63,9 +84,16 @@ pub async fn run(arguments: &DemoArgs) -> anyhow::Result<ExitStatus> {
         return Ok(ExitStatus::Success);
     }
     progress::line(&format!("baton demo in {}", directory.display()));
-    let settings = Settings::resolve(Some(&layout.project.join("baton.toml")), Some(&layout.project))?;
+    let settings = Settings::resolve(
+        Some(&layout.project.join("baton.toml")),
+        Some(&layout.project),
+    )?;
     settings.install_redactor();
-    let request = IntakeRequest { issue_file: Some(layout.issue.clone()), run_dir: Some(layout.run_dir.clone()), route: None };
+    let request = IntakeRequest {
+        issue_file: Some(layout.issue.clone()),
+        run_dir: Some(layout.run_dir.clone()),
+        route: None,
+    };
     let run_dir = crate::run_local(&settings, request).await?;
     crate::conclude(&run_dir)
 }
@@ -74,14 +102,18 @@ pub async fn run(arguments: &DemoArgs) -> anyhow::Result<ExitStatus> {
 pub fn prepare(directory: &Path) -> anyhow::Result<DemoLayout> {
     let layout = DemoLayout::under(directory);
     if layout.project.exists() || layout.run_dir.exists() {
-        return Err(bad_input!("{} already holds a demo; pass a new --dir", directory.display()));
+        return Err(bad_input!(
+            "{} already holds a demo; pass a new --dir",
+            directory.display()
+        ));
     }
     for (relative, content) in PROJECT {
         let path = layout.project.join(relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, content)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     std::fs::write(&layout.issue, ISSUE)?;
     std::fs::write(&layout.script, SCRIPT)?;
@@ -99,6 +131,13 @@ fn commit(project: &Path) -> anyhow::Result<()> {
     let tree = repository.find_tree(index.write_tree()?)?;
     let when = git2::Time::new(1_767_225_600, 0); // 2026-01-01T00:00:00Z
     let signature = git2::Signature::new("baton demo", "demo@baton.invalid", &when)?;
-    repository.commit(Some("HEAD"), &signature, &signature, "textkit: word_count", &tree, &[])?;
+    repository.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        "textkit: word_count",
+        &tree,
+        &[],
+    )?;
     Ok(())
 }

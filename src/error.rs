@@ -44,7 +44,7 @@ impl From<ExitStatus> for ExitCode {
 /// Bad input anywhere in the chain wins: it means nothing should be retried
 /// until a person fixes a file, flag or key.
 pub fn classify(error: &anyhow::Error) -> ExitStatus {
-    if error.chain().any(|cause| cause.is::<InputError>()) {
+    if error.chain().any(<dyn std::error::Error>::is::<InputError>) {
         ExitStatus::BadInput
     } else {
         ExitStatus::RunStopped

@@ -28,7 +28,12 @@ impl Source {
         })?;
         let root = repository
             .workdir()
-            .ok_or_else(|| bad_input!("{} is a bare repository; pass a checkout with --repo", path.display()))?
+            .ok_or_else(|| {
+                bad_input!(
+                    "{} is a bare repository; pass a checkout with --repo",
+                    path.display()
+                )
+            })?
             .to_path_buf();
         Ok(Self { repository, root })
     }
@@ -39,7 +44,11 @@ impl Source {
 
     pub fn head_sha(&self) -> anyhow::Result<String> {
         let head = self.repository.head().map_err(|error| {
-            bad_input!("{} has no commit to start from ({}); commit first", self.root.display(), error.message())
+            bad_input!(
+                "{} has no commit to start from ({}); commit first",
+                self.root.display(),
+                error.message()
+            )
         })?;
         let commit = head.peel_to_commit().context("HEAD is not a commit")?;
         Ok(commit.id().to_string())
@@ -49,20 +58,29 @@ impl Source {
     pub fn is_dirty(&self) -> bool {
         let mut options = git2::StatusOptions::new();
         options.include_untracked(false);
-        self.repository.statuses(Some(&mut options)).is_ok_and(|statuses| !statuses.is_empty())
+        self.repository
+            .statuses(Some(&mut options))
+            .is_ok_and(|statuses| !statuses.is_empty())
     }
 
     /// `owner/name` from the `origin` remote, else the directory's name.
     pub fn repository_name(&self) -> String {
-        let from_remote = self.repository.find_remote("origin").ok().and_then(|remote| {
-            let url = remote.url().ok()?.trim_end_matches(".git").to_owned();
-            let mut parts = url.rsplit(['/', ':']);
-            let name = parts.next()?;
-            let owner = parts.next()?;
-            Some(format!("{owner}/{name}"))
-        });
+        let from_remote = self
+            .repository
+            .find_remote("origin")
+            .ok()
+            .and_then(|remote| {
+                let url = remote.url().ok()?.trim_end_matches(".git").to_owned();
+                let mut parts = url.rsplit(['/', ':']);
+                let name = parts.next()?;
+                let owner = parts.next()?;
+                Some(format!("{owner}/{name}"))
+            });
         from_remote.unwrap_or_else(|| {
-            self.root.file_name().map_or_else(|| "local".into(), |name| name.to_string_lossy().into_owned())
+            self.root.file_name().map_or_else(
+                || "local".into(),
+                |name| name.to_string_lossy().into_owned(),
+            )
         })
     }
 
@@ -70,8 +88,13 @@ impl Source {
     pub fn read_at(&self, sha: &str, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let commit = self.commit(sha)?;
         let tree = commit.tree()?;
-        let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
-        let blob = self.repository.find_blob(entry.id()).with_context(|| format!("{path} at {sha} is not a file"))?;
+        let Ok(entry) = tree.get_path(Path::new(path)) else {
+            return Ok(None);
+        };
+        let blob = self
+            .repository
+            .find_blob(entry.id())
+            .with_context(|| format!("{path} at {sha} is not a file"))?;
         Ok(Some(blob.content().to_vec()))
     }
 
@@ -101,7 +124,11 @@ impl Source {
         repository.set_head_detached(commit.id())?;
         repository.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
         let base = commit.tree_id();
-        let tree = WorkTree { directory, repository, base };
+        let tree = WorkTree {
+            directory,
+            repository,
+            base,
+        };
         if !patch.trim().is_empty() {
             tree.apply(patch)?;
         }
@@ -121,11 +148,17 @@ impl WorkTree {
     }
 
     pub fn apply(&self, patch: &str) -> anyhow::Result<()> {
-        let diff = Diff::from_buffer(patch.as_bytes())
-            .map_err(|error| bad_input!("changes.patch is not a valid patch: {}", error.message()))?;
-        self.repository.apply(&diff, ApplyLocation::Both, None).map_err(|error| {
-            anyhow!("changes.patch does not apply to the base commit: {}", error.message())
-        })
+        let diff = Diff::from_buffer(patch.as_bytes()).map_err(|error| {
+            bad_input!("changes.patch is not a valid patch: {}", error.message())
+        })?;
+        self.repository
+            .apply(&diff, ApplyLocation::Both, None)
+            .map_err(|error| {
+                anyhow!(
+                    "changes.patch does not apply to the base commit: {}",
+                    error.message()
+                )
+            })
     }
 
     /// Everything that differs from the base commit, as a git patch
@@ -139,7 +172,11 @@ impl WorkTree {
         let base_tree = self.repository.find_tree(self.base)?;
         let mut options = DiffOptions::new();
         options.show_binary(true);
-        let diff = self.repository.diff_tree_to_tree(Some(&base_tree), Some(&new_tree), Some(&mut options))?;
+        let diff = self.repository.diff_tree_to_tree(
+            Some(&base_tree),
+            Some(&new_tree),
+            Some(&mut options),
+        )?;
         let mut patch = Vec::new();
         diff.print(DiffFormat::Patch, |_, _, line| {
             if matches!(line.origin(), '+' | '-' | ' ') {
@@ -162,9 +199,23 @@ mod tests {
         index.write().unwrap();
         let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
         let signature = git2::Signature::now("t", "t@example.com").unwrap();
-        let parents: Vec<git2::Commit<'_>> = repository.head().ok().and_then(|head| head.peel_to_commit().ok()).into_iter().collect();
+        let parents: Vec<git2::Commit<'_>> = repository
+            .head()
+            .ok()
+            .and_then(|head| head.peel_to_commit().ok())
+            .into_iter()
+            .collect();
         let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
-        repository.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).unwrap();
+        repository
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &parents,
+            )
+            .unwrap();
     }
 
     #[test]
@@ -185,14 +236,23 @@ mod tests {
         std::fs::create_dir(tree.path().join("target")).unwrap();
         std::fs::write(tree.path().join("target/junk"), "x").unwrap();
         let patch = tree.diff().unwrap();
-        let files: Vec<String> = crate::patch::parse(&patch).into_iter().map(|file| file.path).collect();
+        let files: Vec<String> = crate::patch::parse(&patch)
+            .into_iter()
+            .map(|file| file.path)
+            .collect();
         assert_eq!(files, vec!["a.txt", "gone.txt", "new.txt"]);
 
         let again = source.work_tree(&base, &patch).unwrap();
-        assert_eq!(std::fs::read_to_string(again.path().join("a.txt")).unwrap(), "one\nTWO\n");
+        assert_eq!(
+            std::fs::read_to_string(again.path().join("a.txt")).unwrap(),
+            "one\nTWO\n"
+        );
         assert!(!again.path().join("gone.txt").exists());
         assert_eq!(again.diff().unwrap(), patch);
-        assert_eq!(source.read_at(&base, "a.txt").unwrap().unwrap(), b"one\ntwo\n");
+        assert_eq!(
+            source.read_at(&base, "a.txt").unwrap().unwrap(),
+            b"one\ntwo\n"
+        );
         assert!(source.read_at(&base, "missing").unwrap().is_none());
     }
 }

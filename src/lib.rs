@@ -33,7 +33,9 @@ use run_dir::RunDir;
 use settings::Settings;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run_async(cli))
 }
 
@@ -41,28 +43,57 @@ async fn run_async(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Demo(arguments) => demo::run(&arguments).await,
         Command::Run(arguments) => {
-            let settings = Settings::resolve(cli.config.as_deref(), arguments.target.repo.as_deref())?;
+            let settings =
+                Settings::resolve(cli.config.as_deref(), arguments.target.repo.as_deref())?;
             settings.install_redactor();
-            let route = arguments.route.as_deref().map(phases::parse_route).transpose()?;
-            let request = IntakeRequest { issue_file: Some(arguments.issue_file), run_dir: arguments.target.run_dir, route };
+            let route = arguments
+                .route
+                .as_deref()
+                .map(phases::parse_route)
+                .transpose()?;
+            let request = IntakeRequest {
+                issue_file: Some(arguments.issue_file),
+                run_dir: arguments.target.run_dir,
+                route,
+            };
             let run_dir = run_local(&settings, request).await?;
             conclude(&run_dir)
         }
         Command::Phase(arguments) => {
-            let name: PhaseName = arguments.name.parse().map_err(|message: String| bad_input!("{message}"))?;
-            let settings = Settings::resolve(cli.config.as_deref(), arguments.target.repo.as_deref())?;
+            let name: PhaseName = arguments
+                .name
+                .parse()
+                .map_err(|message: String| bad_input!("{message}"))?;
+            let settings =
+                Settings::resolve(cli.config.as_deref(), arguments.target.repo.as_deref())?;
             settings.install_redactor();
             if name == PhaseName::Intake {
-                let route = arguments.route.as_deref().map(phases::parse_route).transpose()?;
-                let run_dir = arguments.target.run_dir.or_else(|| settings::env::get(settings::env::BATON_RUN_DIR).map(PathBuf::from));
+                let route = arguments
+                    .route
+                    .as_deref()
+                    .map(phases::parse_route)
+                    .transpose()?;
+                let run_dir = arguments.target.run_dir.or_else(|| {
+                    settings::env::get(settings::env::BATON_RUN_DIR).map(PathBuf::from)
+                });
                 if let Some(directory) = &run_dir
                     && directory.join(run_dir::MANIFEST).exists()
                     && !arguments.force
                 {
-                    progress::line("· intake    already finished; nothing to do (--force reruns it)");
+                    progress::line(
+                        "· intake    already finished; nothing to do (--force reruns it)",
+                    );
                     return Ok(ExitStatus::Success);
                 }
-                phases::run_intake(&settings, IntakeRequest { issue_file: arguments.issue_file, run_dir, route }).await?;
+                phases::run_intake(
+                    &settings,
+                    IntakeRequest {
+                        issue_file: arguments.issue_file,
+                        run_dir,
+                        route,
+                    },
+                )
+                .await?;
                 return Ok(ExitStatus::Success);
             }
             let run_dir = require_run_dir(arguments.target.run_dir)?;
@@ -80,14 +111,21 @@ async fn run_async(cli: Cli) -> anyhow::Result<ExitStatus> {
             }
         }
         Command::Status(arguments) => status(&require_run_dir(arguments.run_dir)?, arguments.json),
-        Command::Config { command: ConfigCommand::Check } => config_check(cli.config.as_deref()),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check(cli.config.as_deref()),
     }
 }
 
 fn require_run_dir(run_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     run_dir
         .or_else(|| settings::env::get(settings::env::BATON_RUN_DIR).map(PathBuf::from))
-        .ok_or_else(|| bad_input!("--run-dir DIR is required (or set ${})", settings::env::BATON_RUN_DIR))
+        .ok_or_else(|| {
+            bad_input!(
+                "--run-dir DIR is required (or set ${})",
+                settings::env::BATON_RUN_DIR
+            )
+        })
 }
 
 /// The local driver: intake, then whatever `next_phase` says, each phase
@@ -96,7 +134,9 @@ pub async fn run_local(settings: &Settings, request: IntakeRequest) -> anyhow::R
     let run_dir = phases::run_intake(settings, request).await?;
     loop {
         let manifest = RunDir::open(&run_dir)?.manifest;
-        let Some(next) = pipeline::next_phase(&manifest) else { break };
+        let Some(next) = pipeline::next_phase(&manifest) else {
+            break;
+        };
         phases::run_phase(settings, next, &run_dir, false).await?;
     }
     Ok(run_dir)
@@ -117,7 +157,10 @@ pub fn conclude(run_dir: &Path) -> anyhow::Result<ExitStatus> {
         Outcome::Done => Ok(ExitStatus::Success),
         outcome => Err(RunStopped(format!(
             "the run ended {outcome}: {}; see {}",
-            run.manifest.reason.as_deref().unwrap_or("no reason recorded"),
+            run.manifest
+                .reason
+                .as_deref()
+                .unwrap_or("no reason recorded"),
             evidence.display()
         ))
         .into()),
@@ -147,11 +190,18 @@ fn status(run_dir: &Path, json: bool) -> anyhow::Result<ExitStatus> {
     } else {
         progress::line(&format!(
             "run {} · issue #{} {} · route {} · outcome {}",
-            manifest.run_id, manifest.issue.number, manifest.issue.title, manifest.route, manifest.outcome
+            manifest.run_id,
+            manifest.issue.number,
+            manifest.issue.title,
+            manifest.route,
+            manifest.outcome
         ));
         progress::summary(manifest);
         if let Some(next) = pipeline::next_phase(manifest) {
-            progress::line(&format!("next: baton phase {next} --run-dir {}", run_dir.display()));
+            progress::line(&format!(
+                "next: baton phase {next} --run-dir {}",
+                run_dir.display()
+            ));
         }
     }
     Ok(ExitStatus::Success)
@@ -169,9 +219,16 @@ fn config_check(explicit: Option<&Path>) -> anyhow::Result<ExitStatus> {
         }
         Some(path) => {
             let config = config::Config::load(&path)?;
-            progress::line(&format!("{}: ok ({} gate(s), {} provider(s))", path.display(), config.gates.len(), config.providers.len()));
+            progress::line(&format!(
+                "{}: ok ({} gate(s), {} provider(s))",
+                path.display(),
+                config.gates.len(),
+                config.providers.len()
+            ));
             if config.gates.is_empty() {
-                progress::line("warning: no [[gates]]: verify will block every run until a gate is configured");
+                progress::line(
+                    "warning: no [[gates]]: verify will block every run until a gate is configured",
+                );
             }
             Ok(ExitStatus::Success)
         }

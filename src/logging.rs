@@ -14,7 +14,9 @@ struct RedactingStderr;
 impl Write for RedactingStderr {
     fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
         let text = String::from_utf8_lossy(buffer);
-        io::stderr().lock().write_all(crate::secrets::redact(&text).as_bytes())?;
+        io::stderr()
+            .lock()
+            .write_all(crate::secrets::redact(&text).as_bytes())?;
         Ok(buffer.len())
     }
 
@@ -37,7 +39,15 @@ pub fn init() {
     let filter = EnvFilter::try_new(env::get(env::BATON_LOG).unwrap_or_else(|| "warn".into()))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
     let json = env::get(env::BATON_LOG_FORMAT).is_some_and(|format| format == "json");
-    let color = env::get(env::NO_COLOR).is_none() && std::io::IsTerminal::is_terminal(&io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(MakeRedactingStderr).with_target(false);
-    let _ = if json { builder.json().try_init() } else { builder.with_ansi(color).try_init() };
+    let color =
+        env::get(env::NO_COLOR).is_none() && std::io::IsTerminal::is_terminal(&io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(MakeRedactingStderr)
+        .with_target(false);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(color).try_init()
+    };
 }

@@ -49,11 +49,11 @@ pub fn parse(patch: &str) -> Vec<FileChange> {
         }
         if let Some(rest) = line.strip_prefix("diff --git ") {
             files.extend(current.take());
-            let path = rest
-                .rsplit_once(" b/")
-                .map_or(rest, |(_, new_path)| new_path)
-                .to_owned();
-            current = Some(FileChange { path: unquote(&path), ..FileChange::default() });
+            let header_path = rest.rsplit_once(" b/").map_or(rest, |(_, after)| after);
+            current = Some(FileChange {
+                path: unquote(header_path),
+                ..FileChange::default()
+            });
         } else if let Some(file) = current.as_mut() {
             if let Some(old) = line.strip_prefix("--- ") {
                 if old == "/dev/null" {
@@ -94,9 +94,12 @@ pub fn parse(patch: &str) -> Vec<FileChange> {
 fn hunk_counts(header: &str) -> (usize, usize) {
     let mut ranges = header.split_whitespace();
     let count = |range: Option<&str>| {
-        range
-            .and_then(|range| range.get(1..))
-            .map_or(0, |range| range.split_once(',').map_or(Some(1), |(_, count)| count.parse().ok()).unwrap_or(0))
+        range.and_then(|range| range.get(1..)).map_or(0, |range| {
+            range
+                .split_once(',')
+                .map_or(Some(1), |(_, count)| count.parse().ok())
+                .unwrap_or(0)
+        })
     };
     let old = count(ranges.next());
     let new = count(ranges.next());
@@ -105,7 +108,10 @@ fn hunk_counts(header: &str) -> (usize, usize) {
 
 fn unquote(path: &str) -> String {
     let path = path.trim_end_matches('\t');
-    path.strip_prefix('"').and_then(|inner| inner.strip_suffix('"')).unwrap_or(path).to_owned()
+    path.strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+        .unwrap_or(path)
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -146,11 +152,18 @@ Binary files /dev/null and b/logo.png differ
     #[test]
     fn counts_lines_per_file_including_content_that_looks_like_a_header() {
         let files = parse(PATCH);
-        let summary: Vec<(&str, usize, usize)> =
-            files.iter().map(|file| (file.path.as_str(), file.added, file.removed)).collect();
+        let summary: Vec<(&str, usize, usize)> = files
+            .iter()
+            .map(|file| (file.path.as_str(), file.added, file.removed))
+            .collect();
         assert_eq!(
             summary,
-            vec![("src/lib.rs", 2, 1), ("notes.txt", 1, 0), ("old.txt", 0, 1), ("logo.png", 0, 0)]
+            vec![
+                ("src/lib.rs", 2, 1),
+                ("notes.txt", 1, 0),
+                ("old.txt", 0, 1),
+                ("logo.png", 0, 0)
+            ]
         );
         assert_eq!(files[0].added_text, "pub mod c;\n++counter;\n");
         assert!(files[1].created && files[2].deleted && files[3].binary);

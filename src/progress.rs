@@ -39,17 +39,28 @@ pub fn phase_finished(record: &PhaseRecord) {
         parts.push(model.clone());
     }
     if record.attempts > 0 {
-        parts.push(format!("attempt{} {}", if record.attempts == 1 { "" } else { "s" }, record.attempts));
+        parts.push(format!(
+            "attempt{} {}",
+            if record.attempts == 1 { "" } else { "s" },
+            record.attempts
+        ));
     }
     if record.tokens_in + record.tokens_out > 0 {
-        parts.push(format!("{} tokens", thousands(record.tokens_in + record.tokens_out)));
+        parts.push(format!(
+            "{} tokens",
+            thousands(record.tokens_in + record.tokens_out)
+        ));
         parts.push(format!("${:.4}", record.cost_usd));
     }
     parts.push(format!("{:.1}s", record.wall_s));
     if let Some(note) = &record.note {
         parts.push(note.clone());
     }
-    line(&format!("{mark} {:<9} {}", record.name.as_str(), parts.join(" · ")));
+    line(&format!(
+        "{mark} {:<9} {}",
+        record.name.as_str(),
+        parts.join(" · ")
+    ));
 }
 
 pub fn thousands(value: u64) -> String {
@@ -67,7 +78,10 @@ pub fn thousands(value: u64) -> String {
 /// The closing table of a run.
 pub fn summary(manifest: &Manifest) {
     line("");
-    line(&format!("{:<10} {:<30} {:>8} {:>12} {:>10} {:>8}", "phase", "model", "attempts", "tokens", "cost", "time"));
+    line(&format!(
+        "{:<10} {:<30} {:>8} {:>12} {:>10} {:>8}",
+        "phase", "model", "attempts", "tokens", "cost", "time"
+    ));
     for record in &manifest.phases {
         line(&format!(
             "{:<10} {:<30} {:>8} {:>12} {:>10} {:>7.1}s",
@@ -121,7 +135,10 @@ impl Spinner {
             }
             let _ = write!(std::io::stderr(), "\r\x1b[K");
         });
-        Self { stop, handle: Some(handle) }
+        Self {
+            stop,
+            handle: Some(handle),
+        }
     }
 }
 

@@ -47,9 +47,15 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     ("aws-access-key-id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     ("github-token", r"\bgh[pousr]_[A-Za-z0-9]{36,}"),
-    ("github-fine-grained-token", r"\bgithub_pat_[A-Za-z0-9_]{40,}"),
+    (
+        "github-fine-grained-token",
+        r"\bgithub_pat_[A-Za-z0-9_]{40,}",
+    ),
     ("anthropic-api-key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
-    ("openai-api-key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,}"),
+    (
+        "openai-api-key",
+        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,}",
+    ),
     ("slack-token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
     ("google-api-key", r"\bAIza[0-9A-Za-z_\-]{35}"),
     ("stripe-live-key", r"\b[sr]k_live_[0-9A-Za-z]{20,}"),
@@ -68,7 +74,6 @@ const MIN_SECRET_VALUE_LEN: usize = 8;
 /// Whether an environment variable's name says it holds a credential.
 /// Used both to collect values to redact and to scrub child environments.
 pub fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
     const MARKERS: &[&str] = &[
         "TOKEN",
         "SECRET",
@@ -83,9 +88,8 @@ pub fn is_secret_name(name: &str) -> bool {
         "COOKIE",
         "SESSION",
     ];
-    MARKERS.iter().any(|marker| upper.contains(marker))
-        || upper.ends_with("_KEY")
-        || upper == "KEY"
+    let upper = name.to_ascii_uppercase();
+    MARKERS.iter().any(|marker| upper.contains(marker)) || upper.ends_with("_KEY") || upper == "KEY"
 }
 
 /// One secret found by the scan: which rule, on which line of the scanned text.
@@ -125,6 +129,7 @@ impl Redactor {
 
     /// Adds values held under names that do not look secret (e.g. a provider's
     /// `api_key_env = "MY_LLM"`).
+    #[must_use]
     pub fn with_values(mut self, values: impl IntoIterator<Item = (String, String)>) -> Self {
         let extra: Vec<_> = values.into_iter().collect();
         let merged = self.values.drain(..).chain(extra);
@@ -157,12 +162,18 @@ impl Redactor {
         let mut findings = Vec::new();
         for (name, value) in &self.values {
             for (offset, _) in text.match_indices(value.as_str()) {
-                findings.push(Finding { rule: format!("value of ${name}"), line: line_of(offset) });
+                findings.push(Finding {
+                    rule: format!("value of ${name}"),
+                    line: line_of(offset),
+                });
             }
         }
         for (name, pattern) in &self.patterns {
             for found in pattern.find_iter(text) {
-                findings.push(Finding { rule: name.clone(), line: line_of(found.start()) });
+                findings.push(Finding {
+                    rule: name.clone(),
+                    line: line_of(found.start()),
+                });
             }
         }
         findings.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| a.rule.cmp(&b.rule)));
@@ -185,7 +196,11 @@ pub fn install(redactor: Redactor) {
 
 /// The process-wide redactor; built from the environment if none was installed.
 pub fn global() -> Arc<Redactor> {
-    if let Some(redactor) = GLOBAL.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+    if let Some(redactor) = GLOBAL
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+    {
         return Arc::clone(redactor);
     }
     let redactor = Arc::new(Redactor::from_environment());
@@ -214,7 +229,10 @@ mod tests {
         let redactor = Redactor::new([("MY_TOKEN".to_owned(), "hunter2-very-secret".to_owned())]);
         let text = format!("key=hunter2-very-secret and {} end", fake_github_token());
         let redacted = redactor.redact(&text);
-        assert_eq!(redacted, "key=[REDACTED:MY_TOKEN] and [REDACTED:github-token] end");
+        assert_eq!(
+            redacted,
+            "key=[REDACTED:MY_TOKEN] and [REDACTED:github-token] end"
+        );
     }
 
     #[test]
@@ -228,7 +246,13 @@ mod tests {
         let redactor = Redactor::new([]);
         let text = format!("first\n+let key = \"{}\";\n", fake_github_token());
         let findings = redactor.scan(&text);
-        assert_eq!(findings, vec![Finding { rule: "github-token".into(), line: 2 }]);
+        assert_eq!(
+            findings,
+            vec![Finding {
+                rule: "github-token".into(),
+                line: 2
+            }]
+        );
     }
 
     #[test]
@@ -240,7 +264,12 @@ mod tests {
 
     #[test]
     fn secret_names() {
-        for name in ["GITHUB_TOKEN", "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD"] {
+        for name in [
+            "GITHUB_TOKEN",
+            "ANTHROPIC_API_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "DB_PASSWORD",
+        ] {
             assert!(is_secret_name(name), "{name}");
         }
         for name in ["PATH", "HOME", "CARGO_HOME", "KEYBOARD_LAYOUT", "RUST_LOG"] {
@@ -251,6 +280,9 @@ mod tests {
     #[test]
     fn secrets_do_not_print() {
         let secret = Secret::new("s3cr3t-value");
-        assert_eq!(format!("{secret} {secret:?}"), "[redacted] Secret([redacted])");
+        assert_eq!(
+            format!("{secret} {secret:?}"),
+            "[redacted] Secret([redacted])"
+        );
     }
 }

@@ -49,7 +49,9 @@ pub struct Settings {
 /// Finds the config file: `--config`, `$BATON_CONFIG`, then the lookup list in
 /// the repository. An explicit path that does not exist is an error.
 pub fn locate_config(explicit: Option<&Path>, repo: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let explicit = explicit.map(Path::to_path_buf).or_else(|| env::get(env::BATON_CONFIG).map(PathBuf::from));
+    let explicit = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| env::get(env::BATON_CONFIG).map(PathBuf::from));
     if let Some(path) = explicit {
         if !path.is_file() {
             return Err(bad_input!(
@@ -60,7 +62,10 @@ pub fn locate_config(explicit: Option<&Path>, repo: &Path) -> anyhow::Result<Opt
         }
         return Ok(Some(path));
     }
-    Ok(CONFIG_LOOKUP.iter().map(|name| repo.join(name)).find(|path| path.is_file()))
+    Ok(CONFIG_LOOKUP
+        .iter()
+        .map(|name| repo.join(name))
+        .find(|path| path.is_file()))
 }
 
 impl Settings {
@@ -77,10 +82,16 @@ impl Settings {
             Some(path) => {
                 let config = Config::load(&path)?;
                 let path = path.canonicalize()?;
-                let directory = path.parent().map_or_else(|| repo.clone(), Path::to_path_buf);
+                let directory = path
+                    .parent()
+                    .map_or_else(|| repo.clone(), Path::to_path_buf);
                 (config, ConfigSource::File(path), directory)
             }
-            None => (Config::parse("").map_err(|_| anyhow::anyhow!("built-in defaults are invalid"))?, ConfigSource::Defaults, repo.clone()),
+            None => (
+                Config::parse("").map_err(|_| anyhow::anyhow!("built-in defaults are invalid"))?,
+                ConfigSource::Defaults,
+                repo.clone(),
+            ),
         };
         let config_in_repo = match &config_source {
             ConfigSource::File(path) => path
@@ -89,14 +100,28 @@ impl Settings {
                 .map(|relative| relative.to_string_lossy().replace('\\', "/")),
             ConfigSource::Defaults => None,
         };
-        let key_variables = config.providers.values().filter_map(|provider| provider.api_key_env.clone()).collect();
-        Ok(Self { config, config_source, config_dir, config_in_repo, repo, key_variables })
+        let key_variables = config
+            .providers
+            .values()
+            .filter_map(|provider| provider.api_key_env.clone())
+            .collect();
+        Ok(Self {
+            config,
+            config_source,
+            config_dir,
+            config_in_repo,
+            repo,
+            key_variables,
+        })
     }
 
     /// Installs the process-wide redactor with every secret-looking variable
     /// plus the providers' key variables, whatever their names.
     pub fn install_redactor(&self) {
-        let extra = self.key_variables.iter().filter_map(|name| Some((name.clone(), env::get(name)?)));
+        let extra = self
+            .key_variables
+            .iter()
+            .filter_map(|name| Some((name.clone(), env::get(name)?)));
         crate::secrets::install(crate::secrets::Redactor::from_environment().with_values(extra));
     }
 }

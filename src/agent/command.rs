@@ -66,9 +66,10 @@ pub async fn run(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start `sh -c {command}` in {}", cwd.display()))?;
-    let (exit_code, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => (status?.code(), false),
-        Err(_) => {
+    let (exit_code, timed_out) =
+        if let Ok(status) = tokio::time::timeout(timeout, child.wait()).await {
+            (status?.code(), false)
+        } else {
             if let Some(pid) = child.id() {
                 // The whole group: a test runner's children must not outlive it.
                 let _ = std::process::Command::new("kill")
@@ -78,8 +79,7 @@ pub async fn run(
             }
             let _ = child.kill().await;
             (None, true)
-        }
-    };
+        };
     let duration_s = started.elapsed().as_secs_f64();
     let raw = read_capped(capture, limit)?;
     let mut output = crate::secrets::redact(&raw).into_owned();
@@ -87,9 +87,17 @@ pub async fn run(
         output = output.replace(path, ".");
     }
     if timed_out {
-        output.push_str(&format!("\n[baton: killed after {} s timeout]\n", timeout.as_secs()));
+        output.push_str(&format!(
+            "\n[baton: killed after {} s timeout]\n",
+            timeout.as_secs()
+        ));
     }
-    Ok(CommandOutput { exit_code, timed_out, output, duration_s })
+    Ok(CommandOutput {
+        exit_code,
+        timed_out,
+        output,
+        duration_s,
+    })
 }
 
 fn read_capped(mut file: std::fs::File, limit: usize) -> anyhow::Result<String> {
@@ -122,7 +130,11 @@ pub fn tail(text: &str, lines: usize) -> String {
     if all.len() <= lines {
         return text.to_owned();
     }
-    format!("[... {} lines trimmed ...]\n{}", all.len() - lines, all[all.len() - lines..].join("\n"))
+    format!(
+        "[... {} lines trimmed ...]\n{}",
+        all.len() - lines,
+        all[all.len() - lines..].join("\n")
+    )
 }
 
 #[cfg(test)]
@@ -130,14 +142,23 @@ mod tests {
     use super::*;
 
     fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     #[test]
     fn captures_output_and_exit_code() {
         let directory = tempfile::tempdir().unwrap();
         let output = runtime()
-            .block_on(run("echo out; echo err >&2; exit 3", directory.path(), Duration::from_secs(10), 1000, &scrubbed_environment(&[])))
+            .block_on(run(
+                "echo out; echo err >&2; exit 3",
+                directory.path(),
+                Duration::from_secs(10),
+                1000,
+                &scrubbed_environment(&[]),
+            ))
             .unwrap();
         assert_eq!(output.exit_code, Some(3));
         assert!(output.output.contains("out") && output.output.contains("err"));
@@ -148,11 +169,23 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let environment = scrubbed_environment(&[]);
         let output = runtime()
-            .block_on(run("sleep 30", directory.path(), Duration::from_millis(200), 1000, &environment))
+            .block_on(run(
+                "sleep 30",
+                directory.path(),
+                Duration::from_millis(200),
+                1000,
+                &environment,
+            ))
             .unwrap();
         assert!(output.timed_out && !output.succeeded());
         let output = runtime()
-            .block_on(run("seq 1 100000", directory.path(), Duration::from_secs(10), 400, &environment))
+            .block_on(run(
+                "seq 1 100000",
+                directory.path(),
+                Duration::from_secs(10),
+                400,
+                &environment,
+            ))
             .unwrap();
         assert!(output.output.contains("bytes trimmed by baton"));
         assert!(output.output.trim_end().ends_with("100000"));

@@ -12,7 +12,9 @@ pub mod tools;
 use serde_json::Value;
 
 use crate::config::ModelRef;
-use crate::llm::{Block, Message, Provider, ProviderError, Reply, Request, Role, StopReason, ToolSpec};
+use crate::llm::{
+    Block, Message, Provider, ProviderError, Reply, Request, Role, StopReason, ToolSpec,
+};
 use tools::Workspace;
 
 pub const FINISH: &str = "finish";
@@ -40,7 +42,12 @@ pub struct SessionSpec<'a> {
 pub trait Observer {
     /// `Err(reason)` stops the session before the request is sent.
     fn before_request(&mut self) -> Result<(), String>;
-    fn after_reply(&mut self, request: &Request, sent: &[Message], reply: &Reply) -> anyhow::Result<()>;
+    fn after_reply(
+        &mut self,
+        request: &Request,
+        sent: &[Message],
+        reply: &Reply,
+    ) -> anyhow::Result<()>;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +93,10 @@ pub async fn run_session(
         tracing::debug!(phase = %spec.phase_label, turn, "model request");
         let reply = spec.provider.complete(&request).await?;
         observer.after_reply(&request, &messages[logged..], &reply)?;
-        messages.push(Message { role: Role::Assistant, content: reply.content.clone() });
+        messages.push(Message {
+            role: Role::Assistant,
+            content: reply.content.clone(),
+        });
         logged = messages.len();
 
         let calls: Vec<(String, String, Value)> = reply
@@ -95,9 +105,13 @@ pub async fn run_session(
             .collect();
         if calls.is_empty() {
             let nudge = if reply.stop_reason == StopReason::MaxTokens {
-                format!("Your reply was cut off at the token limit. Be brief and call `{terminal}`.")
+                format!(
+                    "Your reply was cut off at the token limit. Be brief and call `{terminal}`."
+                )
             } else {
-                format!("Reply with a tool call. To end this phase, call `{terminal}`; prose alone does nothing.")
+                format!(
+                    "Reply with a tool call. To end this phase, call `{terminal}`; prose alone does nothing."
+                )
             };
             messages.push(Message::user_text(nudge));
             continue;
@@ -110,23 +124,39 @@ pub async fn run_session(
                     return Ok(SessionEnd::Submitted(arguments));
                 }
                 tools::ToolOutput {
-                    content: format!("`{terminal}` was not accepted:\n- {}\nFix these and call it again.", errors.join("\n- ")),
+                    content: format!(
+                        "`{terminal}` was not accepted:\n- {}\nFix these and call it again.",
+                        errors.join("\n- ")
+                    ),
                     is_error: true,
                 }
             } else if !tools.iter().any(|tool| tool.name == name) {
                 let offered: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();
                 tools::ToolOutput {
-                    content: format!("there is no tool `{name}` in this phase; the tools are: {}", offered.join(", ")),
+                    content: format!(
+                        "there is no tool `{name}` in this phase; the tools are: {}",
+                        offered.join(", ")
+                    ),
                     is_error: true,
                 }
             } else if let Some(workspace) = spec.workspace {
                 workspace.call(&name, &arguments).await
             } else {
-                tools::ToolOutput { content: "this phase has no work tree".into(), is_error: true }
+                tools::ToolOutput {
+                    content: "this phase has no work tree".into(),
+                    is_error: true,
+                }
             };
-            results.push(Block::ToolResult { id, content: output.content, is_error: output.is_error });
+            results.push(Block::ToolResult {
+                id,
+                content: output.content,
+                is_error: output.is_error,
+            });
         }
-        messages.push(Message { role: Role::User, content: results });
+        messages.push(Message {
+            role: Role::User,
+            content: results,
+        });
     }
     Err(SessionError::TurnLimit(spec.max_turns))
 }

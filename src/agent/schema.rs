@@ -15,7 +15,7 @@ fn text(description: &str) -> Value {
     json!({"type": "string", "minLength": 1, "description": description})
 }
 
-fn object(properties: Value, required: &[&str]) -> Value {
+fn object(properties: &Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
 }
 
@@ -24,7 +24,7 @@ pub fn submit_route() -> ToolSpec {
         "submit_route",
         "Submit the route for this issue.",
         object(
-            json!({
+            &json!({
                 "route": {"type": "string", "enum": ["feature", "hotfix", "chore", "epic"]},
                 "reason": text("One sentence: why this route fits the issue."),
             }),
@@ -38,7 +38,7 @@ pub fn submit_spec() -> ToolSpec {
         "submit_spec",
         "Submit the specification: what must be true when the issue is resolved.",
         object(
-            json!({
+            &json!({
                 "summary": text("What the change does, in two or three sentences."),
                 "objectives": strings("What the change must achieve."),
                 "non_goals": strings("What is explicitly out of scope."),
@@ -54,9 +54,10 @@ pub fn submit_design() -> ToolSpec {
         "submit_design",
         "Submit the design: the approach and the components it touches.",
         object(
-            json!({
+            &json!({
                 "approach": text("The approach and why it was chosen over the alternatives."),
-                "components": {"type": "array", "minItems": 1, "items": object(json!({
+                "components": {"type": "array", "minItems": 1, "items": object(
+            &json!({
                     "name": text("Module, file or type."),
                     "responsibility": text("What it does in this change."),
                 }), &["name", "responsibility"])},
@@ -72,7 +73,7 @@ pub fn submit_plan() -> ToolSpec {
         "submit_plan",
         "Submit the plan: ordered steps, the files they touch, the tests, the rollback.",
         object(
-            json!({
+            &json!({
                 "steps": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
                 "touchpoints": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1},
                     "description": "Paths or globs the change may touch; anything else is out of scope."},
@@ -89,9 +90,10 @@ pub fn submit_review() -> ToolSpec {
         "submit_review",
         "Submit the review of the diff against the spec.",
         object(
-            json!({
+            &json!({
                 "verdict": {"type": "string", "enum": ["approve", "request_changes"]},
-                "findings": {"type": "array", "items": object(json!({
+                "findings": {"type": "array", "items": object(
+            &json!({
                     "severity": {"type": "string", "enum": ["info", "minor", "major", "critical"]},
                     "path": {"type": "string"},
                     "comment": text("What and why."),
@@ -107,8 +109,9 @@ pub fn submit_children() -> ToolSpec {
         "submit_children",
         "Submit the child issues that split this epic.",
         object(
-            json!({
-                "children": {"type": "array", "minItems": 1, "items": object(json!({
+            &json!({
+                "children": {"type": "array", "minItems": 1, "items": object(
+            &json!({
                     "title": text("Issue title."),
                     "body": text("Issue body: the slice of the spec it delivers and its acceptance."),
                 }), &["title", "body"])},
@@ -123,7 +126,7 @@ pub fn submit_verdict() -> ToolSpec {
         "submit_verdict",
         "Submit your verdict on the deliverable: pass, or revise with objections.",
         object(
-            json!({
+            &json!({
                 "verdict": {"type": "string", "enum": ["pass", "revise"]},
                 "objections": strings("What must change; empty when the verdict is pass."),
             }),
@@ -133,7 +136,11 @@ pub fn submit_verdict() -> ToolSpec {
 }
 
 fn tool(name: &str, description: &str, input_schema: Value) -> ToolSpec {
-    ToolSpec { name: name.into(), description: description.into(), input_schema }
+    ToolSpec {
+        name: name.into(),
+        description: description.into(),
+        input_schema,
+    }
 }
 
 /// Checks `value` against `schema`; every error names its field path.
@@ -144,7 +151,11 @@ pub fn check(schema: &Value, value: &Value) -> Vec<String> {
 }
 
 fn check_at(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
-    let shown = if path.is_empty() { "the arguments".to_owned() } else { format!("`{path}`") };
+    let shown = if path.is_empty() {
+        "the arguments".to_owned()
+    } else {
+        format!("`{path}`")
+    };
     match schema.get("type").and_then(Value::as_str) {
         Some("object") => {
             let Some(map) = value.as_object() else {
@@ -152,7 +163,12 @@ fn check_at(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>)
                 return;
             };
             let properties = schema.get("properties").and_then(Value::as_object);
-            for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            for required in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(name) = required.as_str()
                     && !map.contains_key(name)
                 {
@@ -202,7 +218,11 @@ fn check_at(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>)
 }
 
 fn join(path: &str, name: &str) -> String {
-    if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") }
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
 }
 
 #[cfg(test)]
@@ -237,8 +257,17 @@ mod tests {
         );
         assert_eq!(
             errors,
-            vec!["`findings[0].comment` is required", "`verdict` must be one of: approve, request_changes"]
+            vec![
+                "`findings[0].comment` is required",
+                "`verdict` must be one of: approve, request_changes"
+            ]
         );
-        assert!(check(&review.input_schema, &json!({"verdict": "approve", "findings": []})).is_empty());
+        assert!(
+            check(
+                &review.input_schema,
+                &json!({"verdict": "approve", "findings": []})
+            )
+            .is_empty()
+        );
     }
 }

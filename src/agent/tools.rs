@@ -36,18 +36,34 @@ pub struct ToolOutput {
 
 impl ToolOutput {
     fn ok(content: impl Into<String>) -> Self {
-        Self { content: content.into(), is_error: false }
+        Self {
+            content: content.into(),
+            is_error: false,
+        }
     }
 
     fn error(content: impl Into<String>) -> Self {
-        Self { content: content.into(), is_error: true }
+        Self {
+            content: content.into(),
+            is_error: true,
+        }
     }
 }
 
 impl Workspace {
-    pub fn new(root: &Path, command_timeout: Duration, output_limit: usize, environment: Vec<(String, String)>) -> anyhow::Result<Self> {
+    pub fn new(
+        root: &Path,
+        command_timeout: Duration,
+        output_limit: usize,
+        environment: Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
         let root = root.canonicalize()?;
-        Ok(Self { root, command_timeout, output_limit, environment })
+        Ok(Self {
+            root,
+            command_timeout,
+            output_limit,
+            environment,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -58,13 +74,25 @@ impl Workspace {
     pub fn confine(&self, requested: &str) -> Result<PathBuf, String> {
         let relative = Path::new(requested);
         if relative.is_absolute() {
-            return Err(format!("`{requested}` is an absolute path; use a path relative to the work tree"));
+            return Err(format!(
+                "`{requested}` is an absolute path; use a path relative to the work tree"
+            ));
         }
-        if relative.components().any(|component| matches!(component, Component::ParentDir)) {
-            return Err(format!("`{requested}` leaves the work tree (`..` is not allowed)"));
+        if relative
+            .components()
+            .any(|component| matches!(component, Component::ParentDir))
+        {
+            return Err(format!(
+                "`{requested}` leaves the work tree (`..` is not allowed)"
+            ));
         }
-        if relative.components().any(|component| component.as_os_str() == ".git") {
-            return Err(format!("`{requested}` is inside .git, which the agent may not touch"));
+        if relative
+            .components()
+            .any(|component| component.as_os_str() == ".git")
+        {
+            return Err(format!(
+                "`{requested}` is inside .git, which the agent may not touch"
+            ));
         }
         let joined = self.root.join(relative);
         // The deepest part that exists decides where the path really goes:
@@ -79,7 +107,9 @@ impl Workspace {
             .canonicalize()
             .map_err(|_| format!("`{requested}` is a symlink that points nowhere; refused"))?;
         if !resolved.starts_with(&self.root) {
-            return Err(format!("`{requested}` resolves outside the work tree (through a symlink); refused"));
+            return Err(format!(
+                "`{requested}` resolves outside the work tree (through a symlink); refused"
+            ));
         }
         let mut full = resolved;
         for part in rest.into_iter().rev().flatten() {
@@ -89,7 +119,10 @@ impl Workspace {
     }
 
     fn display(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root).unwrap_or(path).to_string_lossy().replace('\\', "/")
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace('\\', "/")
     }
 
     pub fn read_file(&self, path: &str) -> ToolOutput {
@@ -120,11 +153,13 @@ impl Workspace {
             return ToolOutput::error(format!("`{path}` is not a directory"));
         }
         let mut files = Vec::new();
-        let truncated = self.walk(&full, &mut files, MAX_LISTED);
+        let truncated = Self::walk(&full, &mut files, MAX_LISTED);
         let mut listing: Vec<String> = files.iter().map(|file| self.display(file)).collect();
         listing.sort();
         if truncated {
-            listing.push(format!("[... more than {MAX_LISTED} files; list a subdirectory ...]"));
+            listing.push(format!(
+                "[... more than {MAX_LISTED} files; list a subdirectory ...]"
+            ));
         }
         ToolOutput::ok(listing.join("\n"))
     }
@@ -142,19 +177,26 @@ impl Workspace {
         if full.is_file() {
             files.push(full);
         } else {
-            self.walk(&full, &mut files, 10_000);
+            Self::walk(&full, &mut files, 10_000);
         }
         files.sort();
         let mut matches = Vec::new();
         'files: for file in files {
-            let Ok(text) = fs::read_to_string(&file) else { continue };
+            let Ok(text) = fs::read_to_string(&file) else {
+                continue;
+            };
             for (number, line) in text.lines().enumerate() {
                 if regex.is_match(line) {
                     if matches.len() == MAX_MATCHES {
                         matches.push(format!("[... stopped at {MAX_MATCHES} matches ...]"));
                         break 'files;
                     }
-                    matches.push(format!("{}:{}: {}", self.display(&file), number + 1, line.trim_end()));
+                    matches.push(format!(
+                        "{}:{}: {}",
+                        self.display(&file),
+                        number + 1,
+                        line.trim_end()
+                    ));
                 }
             }
         }
@@ -196,7 +238,9 @@ impl Workspace {
             return ToolOutput::error("`old` is empty; give the exact text to replace");
         }
         match text.matches(old).count() {
-            0 => ToolOutput::error(format!("`old` was not found in {path}; read the file and copy the text exactly")),
+            0 => ToolOutput::error(format!(
+                "`old` was not found in {path}; read the file and copy the text exactly"
+            )),
             1 => match fs::write(&full, text.replacen(old, new, 1)) {
                 Ok(()) => ToolOutput::ok(format!("edited {path}")),
                 Err(error) => ToolOutput::error(format!("cannot write `{path}`: {error}")),
@@ -208,33 +252,53 @@ impl Workspace {
     }
 
     pub async fn run(&self, command_line: &str) -> ToolOutput {
-        match command::run(command_line, &self.root, self.command_timeout, self.output_limit, &self.environment).await {
+        match command::run(
+            command_line,
+            &self.root,
+            self.command_timeout,
+            self.output_limit,
+            &self.environment,
+        )
+        .await
+        {
             Ok(output) => {
                 let status = if output.timed_out {
                     format!("timed out after {} s", self.command_timeout.as_secs())
                 } else {
-                    format!("exit code {}", output.exit_code.map_or("none".into(), |code| code.to_string()))
+                    format!(
+                        "exit code {}",
+                        output
+                            .exit_code
+                            .map_or("none".into(), |code| code.to_string())
+                    )
                 };
-                ToolOutput { content: format!("[{status}]\n{}", output.output), is_error: !output.succeeded() }
+                ToolOutput {
+                    content: format!("[{status}]\n{}", output.output),
+                    is_error: !output.succeeded(),
+                }
             }
             Err(error) => ToolOutput::error(format!("cannot run the command: {error:#}")),
         }
     }
 
     /// Collects files below `directory`; true when it stopped at `limit`.
-    fn walk(&self, directory: &Path, files: &mut Vec<PathBuf>, limit: usize) -> bool {
-        let Ok(entries) = fs::read_dir(directory) else { return false };
+    fn walk(directory: &Path, files: &mut Vec<PathBuf>, limit: usize) -> bool {
+        let Ok(entries) = fs::read_dir(directory) else {
+            return false;
+        };
         let mut entries: Vec<_> = entries.flatten().collect();
         entries.sort_by_key(fs::DirEntry::file_name);
         for entry in entries {
             let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() {
                 let name = entry.file_name();
                 if SKIPPED_DIRECTORIES.iter().any(|skipped| name == *skipped) {
                     continue;
                 }
-                if self.walk(&path, files, limit) {
+                if Self::walk(&path, files, limit) {
                     return true;
                 }
             } else if kind.is_file() {
@@ -251,9 +315,12 @@ impl Workspace {
     /// for the model.
     pub async fn call(&self, name: &str, arguments: &Value) -> ToolOutput {
         let field = |key: &str| arguments.get(key).and_then(Value::as_str);
-        let missing = |key: &str| ToolOutput::error(format!("`{name}` needs a string field `{key}`"));
+        let missing =
+            |key: &str| ToolOutput::error(format!("`{name}` needs a string field `{key}`"));
         match name {
-            "read_file" => field("path").map_or_else(|| missing("path"), |path| self.read_file(path)),
+            "read_file" => {
+                field("path").map_or_else(|| missing("path"), |path| self.read_file(path))
+            }
             "list_files" => self.list_files(field("path").unwrap_or(".")),
             "search" => match field("pattern") {
                 Some(pattern) => self.search(pattern, field("path")),
@@ -279,7 +346,7 @@ impl Workspace {
     }
 }
 
-fn spec(name: &str, description: &str, properties: Value, required: &[&str]) -> ToolSpec {
+fn spec(name: &str, description: &str, properties: &Value, required: &[&str]) -> ToolSpec {
     ToolSpec {
         name: name.into(),
         description: description.into(),
@@ -290,12 +357,22 @@ fn spec(name: &str, description: &str, properties: Value, required: &[&str]) -> 
 /// Tools that only look.
 pub fn read_only_specs() -> Vec<ToolSpec> {
     vec![
-        spec("read_file", "Read a text file of the work tree.", json!({"path": {"type": "string"}}), &["path"]),
-        spec("list_files", "List files below a directory of the work tree.", json!({"path": {"type": "string"}}), &["path"]),
+        spec(
+            "read_file",
+            "Read a text file of the work tree.",
+            &json!({"path": {"type": "string"}}),
+            &["path"],
+        ),
+        spec(
+            "list_files",
+            "List files below a directory of the work tree.",
+            &json!({"path": {"type": "string"}}),
+            &["path"],
+        ),
         spec(
             "search",
             "Search file contents with a regular expression.",
-            json!({"pattern": {"type": "string"}, "path": {"type": "string"}}),
+            &json!({"pattern": {"type": "string"}, "path": {"type": "string"}}),
             &["pattern"],
         ),
     ]
@@ -308,25 +385,25 @@ pub fn agent_specs() -> Vec<ToolSpec> {
         spec(
             "write_file",
             "Create or overwrite a file of the work tree.",
-            json!({"path": {"type": "string"}, "content": {"type": "string"}}),
+            &json!({"path": {"type": "string"}, "content": {"type": "string"}}),
             &["path", "content"],
         ),
         spec(
             "edit_file",
             "Replace one exact, unique occurrence of `old` with `new` in a file.",
-            json!({"path": {"type": "string"}, "old": {"type": "string"}, "new": {"type": "string"}}),
+            &json!({"path": {"type": "string"}, "old": {"type": "string"}, "new": {"type": "string"}}),
             &["path", "old", "new"],
         ),
         spec(
             "run",
             "Run a shell command in the work tree (timeout, output capped, no credentials).",
-            json!({"command": {"type": "string"}}),
+            &json!({"command": {"type": "string"}}),
             &["command"],
         ),
         spec(
             "finish",
             "End the phase with a summary of what you changed. CI, not you, decides whether it works.",
-            json!({"summary": {"type": "string", "minLength": 1}}),
+            &json!({"summary": {"type": "string", "minLength": 1}}),
             &["summary"],
         ),
     ]);
@@ -339,7 +416,13 @@ mod tests {
 
     fn workspace() -> (tempfile::TempDir, Workspace) {
         let directory = tempfile::tempdir().unwrap();
-        let workspace = Workspace::new(directory.path(), Duration::from_secs(5), 4096, command::scrubbed_environment(&[])).unwrap();
+        let workspace = Workspace::new(
+            directory.path(),
+            Duration::from_secs(5),
+            4096,
+            command::scrubbed_environment(&[]),
+        )
+        .unwrap();
         (directory, workspace)
     }
 
@@ -349,8 +432,19 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret.txt"), "outside").unwrap();
         std::os::unix::fs::symlink(outside.path(), directory.path().join("escape")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret.txt"), directory.path().join("link.txt")).unwrap();
-        for path in ["../x", "/etc/passwd", "escape/secret.txt", "link.txt", "escape/new.txt", ".git/config"] {
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            directory.path().join("link.txt"),
+        )
+        .unwrap();
+        for path in [
+            "../x",
+            "/etc/passwd",
+            "escape/secret.txt",
+            "link.txt",
+            "escape/new.txt",
+            ".git/config",
+        ] {
             let output = workspace.read_file(path);
             assert!(output.is_error, "{path} was not refused");
             let output = workspace.write_file(path, "x");
@@ -362,18 +456,37 @@ mod tests {
     #[test]
     fn write_edit_read_list_search() {
         let (_directory, workspace) = workspace();
-        assert!(!workspace.write_file("src/a.rs", "fn a() {}\nfn b() {}\n").is_error);
-        assert!(workspace.edit_file("src/a.rs", "fn", "pub fn").is_error, "ambiguous edit accepted");
+        assert!(
+            !workspace
+                .write_file("src/a.rs", "fn a() {}\nfn b() {}\n")
+                .is_error
+        );
+        assert!(
+            workspace.edit_file("src/a.rs", "fn", "pub fn").is_error,
+            "ambiguous edit accepted"
+        );
         assert!(!workspace.edit_file("src/a.rs", "fn b", "pub fn b").is_error);
-        assert_eq!(workspace.read_file("src/a.rs").content, "fn a() {}\npub fn b() {}\n");
+        assert_eq!(
+            workspace.read_file("src/a.rs").content,
+            "fn a() {}\npub fn b() {}\n"
+        );
         assert_eq!(workspace.list_files(".").content, "src/a.rs");
-        assert_eq!(workspace.search("pub fn", None).content, "src/a.rs:2: pub fn b() {}");
+        assert_eq!(
+            workspace.search("pub fn", None).content,
+            "src/a.rs:2: pub fn b() {}"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn unknown_tools_and_missing_fields_are_errors() {
         let (_directory, workspace) = workspace();
         assert!(workspace.call("rm_rf", &json!({})).await.is_error);
-        assert!(workspace.call("write_file", &json!({"path": "a"})).await.content.contains("content"));
+        assert!(
+            workspace
+                .call("write_file", &json!({"path": "a"}))
+                .await
+                .content
+                .contains("content")
+        );
     }
 }

@@ -16,7 +16,13 @@ pub fn render_markdown(evidence: &Evidence) -> String {
     };
     let short_base: String = evidence.base_sha.chars().take(10).collect();
     let _ = writeln!(out, "<!-- baton:issue={} -->", evidence.issue.number);
-    let _ = writeln!(out, "## {icon} baton: `{}` — #{} {}", evidence.outcome, evidence.issue.number, one_line(&evidence.issue.title));
+    let _ = writeln!(
+        out,
+        "## {icon} baton: `{}` — #{} {}",
+        evidence.outcome,
+        evidence.issue.number,
+        one_line(&evidence.issue.title)
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -33,23 +39,39 @@ pub fn render_markdown(evidence: &Evidence) -> String {
     } else {
         let _ = writeln!(out, "| file | + | − |\n|---|---:|---:|");
         for file in &evidence.changed_files {
-            let _ = writeln!(out, "| `{}` | {} | {} |", file.path, file.added, file.removed);
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                file.path, file.added, file.removed
+            );
         }
         let added: usize = evidence.changed_files.iter().map(|file| file.added).sum();
         let removed: usize = evidence.changed_files.iter().map(|file| file.removed).sum();
-        let _ = writeln!(out, "\n{} file(s), +{added} −{removed}", evidence.changed_files.len());
+        let _ = writeln!(
+            out,
+            "\n{} file(s), +{added} −{removed}",
+            evidence.changed_files.len()
+        );
     }
 
     if !evidence.gates.is_empty() {
-        let _ = writeln!(out, "\n### Checks\n\nRun by verify on a clean checkout of the base commit plus the patch; the agent's own claims count for nothing.\n");
-        let _ = writeln!(out, "| gate | required | result | exit | time |\n|---|---|---|---:|---:|");
+        let _ = writeln!(
+            out,
+            "\n### Checks\n\nRun by verify on a clean checkout of the base commit plus the patch; the agent's own claims count for nothing.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| gate | required | result | exit | time |\n|---|---|---|---:|---:|"
+        );
         for gate in &evidence.gates {
             let result = match gate.status.as_str() {
                 "passed" => "✅ passed",
                 "failed" => "❌ failed",
                 _ => "⚠️ not run (counts as failed)",
             };
-            let exit = gate.exit_code.map_or_else(|| "—".to_owned(), |code| code.to_string());
+            let exit = gate
+                .exit_code
+                .map_or_else(|| "—".to_owned(), |code| code.to_string());
             let _ = writeln!(
                 out,
                 "| `{}` | {} | {result} | {exit} | {:.1} s |",
@@ -66,28 +88,54 @@ pub fn render_markdown(evidence: &Evidence) -> String {
         Some(false) => "❌ no",
         None => "— n/a",
     };
-    let _ = writeln!(out, "- red on the base commit: {}", mark(evidence.tests_first.red));
-    let _ = writeln!(out, "- green after the change: {}", mark(evidence.tests_first.green));
+    let _ = writeln!(
+        out,
+        "- red on the base commit: {}",
+        mark(evidence.tests_first.red)
+    );
+    let _ = writeln!(
+        out,
+        "- green after the change: {}",
+        mark(evidence.tests_first.green)
+    );
     let _ = writeln!(out, "- {}", evidence.tests_first.note);
 
     let _ = writeln!(out, "\n### Scope\n");
     if evidence.scope.violations.is_empty() {
-        let _ = writeln!(out, "✅ No policy violation (scope globs, plan touchpoints, size limits, secret scan).");
+        let _ = writeln!(
+            out,
+            "✅ No policy violation (scope globs, plan touchpoints, size limits, secret scan)."
+        );
     } else {
         let _ = writeln!(out, "❌ Policy violations:\n");
         for violation in &evidence.scope.violations {
-            let _ = writeln!(out, "- `{}` — {}: {}", violation.path, violation.rule, violation.detail);
+            let _ = writeln!(
+                out,
+                "- `{}` — {}: {}",
+                violation.path, violation.rule, violation.detail
+            );
         }
     }
     if !evidence.scope.outside_plan.is_empty() {
-        let _ = writeln!(out, "\nOutside the plan's touchpoints: {}", code_list(&evidence.scope.outside_plan));
+        let _ = writeln!(
+            out,
+            "\nOutside the plan's touchpoints: {}",
+            code_list(&evidence.scope.outside_plan)
+        );
     }
     if !evidence.scope.needs_approval.is_empty() {
-        let _ = writeln!(out, "\nNeeds approval: {}", code_list(&evidence.scope.needs_approval));
+        let _ = writeln!(
+            out,
+            "\nNeeds approval: {}",
+            code_list(&evidence.scope.needs_approval)
+        );
     }
 
     let _ = writeln!(out, "\n### Cost\n");
-    let _ = writeln!(out, "| phase | runs | attempts | tokens in | tokens out | cost | time |\n|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| phase | runs | attempts | tokens in | tokens out | cost | time |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
     for (phase, spend) in &evidence.budget.by_phase {
         let _ = writeln!(
             out,
@@ -129,9 +177,21 @@ pub fn render_markdown(evidence: &Evidence) -> String {
             let objections = if entry.objections.is_empty() {
                 String::new()
             } else {
-                format!(": {}", entry.objections.iter().map(|o| one_line(o)).collect::<Vec<_>>().join("; "))
+                format!(
+                    ": {}",
+                    entry
+                        .objections
+                        .iter()
+                        .map(|o| one_line(o))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             };
-            let _ = writeln!(out, "- {} attempt {}: **{}**{objections}", entry.phase, entry.attempt, entry.verdict);
+            let _ = writeln!(
+                out,
+                "- {} attempt {}: **{}**{objections}",
+                entry.phase, entry.attempt, entry.verdict
+            );
         }
         for repair in &evidence.repairs {
             let _ = writeln!(
@@ -150,22 +210,41 @@ pub fn render_markdown(evidence: &Evidence) -> String {
             let _ = writeln!(out, "No findings.");
         }
         for finding in &review.findings {
-            let place = finding.path.as_deref().map(|path| format!(" `{path}`")).unwrap_or_default();
-            let _ = writeln!(out, "- **{}**{place}: {}", finding.severity, one_line(&finding.comment));
+            let place = finding
+                .path
+                .as_deref()
+                .map(|path| format!(" `{path}`"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- **{}**{place}: {}",
+                finding.severity,
+                one_line(&finding.comment)
+            );
         }
     }
 
     if !evidence.children.is_empty() {
         let _ = writeln!(out, "\n### Child issues\n");
         for (index, child) in evidence.children.iter().enumerate() {
-            let _ = writeln!(out, "{}. **{}** — {}", index + 1, one_line(&child.title), one_line(&child.body));
+            let _ = writeln!(
+                out,
+                "{}. **{}** — {}",
+                index + 1,
+                one_line(&child.title),
+                one_line(&child.body)
+            );
         }
     }
 
     let _ = writeln!(out, "\n### Risks\n");
     write_list(&mut out, &evidence.risks, "None found.");
     let _ = writeln!(out, "\n### Needs a human\n");
-    write_list(&mut out, &evidence.needs_human, "Nothing beyond reviewing this PR.");
+    write_list(
+        &mut out,
+        &evidence.needs_human,
+        "Nothing beyond reviewing this PR.",
+    );
     let _ = writeln!(out, "\n### Rollback\n\n{}", evidence.rollback);
     out
 }
@@ -180,7 +259,11 @@ fn write_list(out: &mut String, items: &[String], empty: &str) {
 }
 
 fn code_list(items: &[String]) -> String {
-    items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Untrusted or multi-line text kept on one line so it cannot restructure the body.

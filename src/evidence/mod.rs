@@ -138,7 +138,11 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
     let changed_files = input
         .changes
         .iter()
-        .map(|change| ChangedFile { path: change.path.clone(), added: change.added, removed: change.removed })
+        .map(|change| ChangedFile {
+            path: change.path.clone(),
+            added: change.added,
+            removed: change.removed,
+        })
         .collect();
 
     let gates = gate_evidence(input);
@@ -147,15 +151,17 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
     let mut by_phase: BTreeMap<String, PhaseSpend> = BTreeMap::new();
     let mut attempts = BTreeMap::new();
     for record in &manifest.phases {
-        let entry = by_phase.entry(record.name.to_string()).or_insert_with(|| PhaseSpend {
-            runs: 0,
-            attempts: 0,
-            tokens_in: 0,
-            tokens_out: 0,
-            cost_usd: 0.0,
-            wall_s: 0.0,
-            by_model: BTreeMap::new(),
-        });
+        let entry = by_phase
+            .entry(record.name.to_string())
+            .or_insert_with(|| PhaseSpend {
+                runs: 0,
+                attempts: 0,
+                tokens_in: 0,
+                tokens_out: 0,
+                cost_usd: 0.0,
+                wall_s: 0.0,
+                by_model: BTreeMap::new(),
+            });
         entry.runs += 1;
         entry.attempts += record.attempts;
         entry.tokens_in += record.tokens_in;
@@ -233,7 +239,11 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
     };
     let risks = risks(input, &evidence_without_judgement);
     let needs_human = needs_human(input, &evidence_without_judgement);
-    Evidence { risks, needs_human, ..evidence_without_judgement }
+    Evidence {
+        risks,
+        needs_human,
+        ..evidence_without_judgement
+    }
 }
 
 fn gate_evidence(input: &EvidenceInput<'_>) -> Vec<GateEvidence> {
@@ -241,26 +251,31 @@ fn gate_evidence(input: &EvidenceInput<'_>) -> Vec<GateEvidence> {
     if !route_verifies {
         return Vec::new();
     }
-    let recorded = input.verify.map(|verify| verify.gates.as_slice()).unwrap_or_default();
+    let recorded = input
+        .verify
+        .map(|verify| verify.gates.as_slice())
+        .unwrap_or_default();
     let mut gates: Vec<GateEvidence> = input
         .gates
         .iter()
-        .map(|gate| match recorded.iter().find(|result| result.name == gate.name) {
-            Some(result) => GateEvidence {
-                name: gate.name.clone(),
-                status: if result.passed { "passed" } else { "failed" }.into(),
-                required: gate.required,
-                duration_s: result.duration_s,
-                exit_code: result.exit_code,
+        .map(
+            |gate| match recorded.iter().find(|result| result.name == gate.name) {
+                Some(result) => GateEvidence {
+                    name: gate.name.clone(),
+                    status: if result.passed { "passed" } else { "failed" }.into(),
+                    required: gate.required,
+                    duration_s: result.duration_s,
+                    exit_code: result.exit_code,
+                },
+                None => GateEvidence {
+                    name: gate.name.clone(),
+                    status: "not_run".into(),
+                    required: gate.required,
+                    duration_s: 0.0,
+                    exit_code: None,
+                },
             },
-            None => GateEvidence {
-                name: gate.name.clone(),
-                status: "not_run".into(),
-                required: gate.required,
-                duration_s: 0.0,
-                exit_code: None,
-            },
-        })
+        )
         .collect();
     // Gates verify ran that the base config no longer lists are shown too.
     for result in recorded {
@@ -279,10 +294,18 @@ fn gate_evidence(input: &EvidenceInput<'_>) -> Vec<GateEvidence> {
 
 fn tests_first(input: &EvidenceInput<'_>) -> TestsFirst {
     if !input.manifest.route.contains(PhaseName::Tests) {
-        return TestsFirst { red: None, green: None, note: format!("the {} route writes no tests first", input.manifest.route) };
+        return TestsFirst {
+            red: None,
+            green: None,
+            note: format!("the {} route writes no tests first", input.manifest.route),
+        };
     }
     let Some(tests) = input.tests else {
-        return TestsFirst { red: None, green: None, note: "the tests phase did not finish".into() };
+        return TestsFirst {
+            red: None,
+            green: None,
+            note: "the tests phase did not finish".into(),
+        };
     };
     if !tests.red {
         return TestsFirst {
@@ -295,11 +318,25 @@ fn tests_first(input: &EvidenceInput<'_>) -> TestsFirst {
     let intact = verify.and_then(|verify| verify.tests_intact);
     let passed = verify.is_some_and(|verify| verify.passed);
     let (green, note) = match (passed, intact) {
-        (true, Some(true)) => (true, "the new tests failed on the base commit and pass after the change".to_owned()),
-        (true, _) => (false, "gates pass, but the tests written first were changed afterwards; not counted green".to_owned()),
-        (false, _) => (false, "the new tests failed on the base commit and still fail".to_owned()),
+        (true, Some(true)) => (
+            true,
+            "the new tests failed on the base commit and pass after the change".to_owned(),
+        ),
+        (true, _) => (
+            false,
+            "gates pass, but the tests written first were changed afterwards; not counted green"
+                .to_owned(),
+        ),
+        (false, _) => (
+            false,
+            "the new tests failed on the base commit and still fail".to_owned(),
+        ),
     };
-    TestsFirst { red: Some(true), green: Some(green), note }
+    TestsFirst {
+        red: Some(true),
+        green: Some(green),
+        note,
+    }
 }
 
 fn rollback(input: &EvidenceInput<'_>) -> String {
@@ -315,7 +352,11 @@ fn risks(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
     if let Some(repairs) = input.repairs
         && !repairs.rounds.is_empty()
     {
-        let gates: Vec<String> = repairs.rounds.iter().flat_map(|round| round.failed_gates.clone()).collect();
+        let gates: Vec<String> = repairs
+            .rounds
+            .iter()
+            .flat_map(|round| round.failed_gates.clone())
+            .collect();
         risks.push(format!(
             "The first implementation failed gate(s) {}; it took {} repair round(s). Read the repaired code closely.",
             dedup(gates).join(", "),
@@ -327,19 +368,37 @@ fn risks(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
             risks.push(format!("Optional gate `{}` did not pass.", gate.name));
         }
     }
-    if !input.policy.outside_plan.is_empty() && input.policy.violations.iter().all(|v| v.rule != "plan.touchpoints") {
-        risks.push(format!("Files changed outside the plan: {}.", input.policy.outside_plan.join(", ")));
+    if !input.policy.outside_plan.is_empty()
+        && input
+            .policy
+            .violations
+            .iter()
+            .all(|v| v.rule != "plan.touchpoints")
+    {
+        risks.push(format!(
+            "Files changed outside the plan: {}.",
+            input.policy.outside_plan.join(", ")
+        ));
     }
     if let Some(review) = input.review {
         for finding in &review.findings {
             if matches!(finding.severity.as_str(), "major" | "critical") {
-                let place = finding.path.as_deref().map(|path| format!(" ({path})")).unwrap_or_default();
-                risks.push(format!("Review, {}{place}: {}", finding.severity, finding.comment));
+                let place = finding
+                    .path
+                    .as_deref()
+                    .map(|path| format!(" ({path})"))
+                    .unwrap_or_default();
+                risks.push(format!(
+                    "Review, {}{place}: {}",
+                    finding.severity, finding.comment
+                ));
             }
         }
     }
     for model in input.unpriced_models {
-        risks.push(format!("No [pricing] entry for `{model}`: its cost is counted as $0."));
+        risks.push(format!(
+            "No [pricing] entry for `{model}`: its cost is counted as $0."
+        ));
     }
     risks
 }
@@ -347,7 +406,10 @@ fn risks(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
 fn needs_human(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
     let mut needs = Vec::new();
     if evidence.outcome != Outcome::Done {
-        let reason = evidence.reason.clone().unwrap_or_else(|| "the run did not finish".into());
+        let reason = evidence
+            .reason
+            .clone()
+            .unwrap_or_else(|| "the run did not finish".into());
         needs.push(format!("The run ended `{}`: {reason}", evidence.outcome));
     }
     if !input.policy.needs_approval.is_empty() {
@@ -362,9 +424,17 @@ fn needs_human(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
         needs.push("The review requested changes; see its findings.".into());
     }
     if !evidence.children.is_empty() {
-        needs.push(format!("File the {} child issue(s) listed below, or edit them first.", evidence.children.len()));
+        needs.push(format!(
+            "File the {} child issue(s) listed below, or edit them first.",
+            evidence.children.len()
+        ));
     }
-    if input.manifest.phases.iter().any(|record| record.status == PhaseStatus::Failed) {
+    if input
+        .manifest
+        .phases
+        .iter()
+        .any(|record| record.status == PhaseStatus::Failed)
+    {
         let failed: Vec<&str> = input
             .manifest
             .phases
@@ -372,7 +442,10 @@ fn needs_human(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
             .filter(|record| record.status == PhaseStatus::Failed)
             .map(|record| record.name.as_str())
             .collect();
-        needs.push(format!("Phase(s) that failed: {}.", dedup(failed.iter().map(ToString::to_string).collect()).join(", ")));
+        needs.push(format!(
+            "Phase(s) that failed: {}.",
+            dedup(failed.iter().map(ToString::to_string).collect()).join(", ")
+        ));
     }
     needs
 }

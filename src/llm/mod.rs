@@ -25,9 +25,19 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Block {
-    Text { text: String },
-    ToolCall { id: String, name: String, arguments: Value },
-    ToolResult { id: String, content: String, is_error: bool },
+    Text {
+        text: String,
+    },
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: Value,
+    },
+    ToolResult {
+        id: String,
+        content: String,
+        is_error: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,7 +48,10 @@ pub struct Message {
 
 impl Message {
     pub fn user_text(text: impl Into<String>) -> Self {
-        Self { role: Role::User, content: vec![Block::Text { text: text.into() }] }
+        Self {
+            role: Role::User,
+            content: vec![Block::Text { text: text.into() }],
+        }
     }
 }
 
@@ -89,7 +102,11 @@ pub struct Reply {
 impl Reply {
     pub fn tool_calls(&self) -> impl Iterator<Item = (&str, &str, &Value)> {
         self.content.iter().filter_map(|block| match block {
-            Block::ToolCall { id, name, arguments } => Some((id.as_str(), name.as_str(), arguments)),
+            Block::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Some((id.as_str(), name.as_str(), arguments)),
             _ => None,
         })
     }
@@ -118,25 +135,39 @@ pub fn provider_for(
     config_dir: &Path,
     model: &ModelRef,
 ) -> Result<Box<dyn Provider>, ProviderError> {
-    let settings = config.providers.get(&model.provider).ok_or_else(|| ProviderError::Unavailable {
-        provider: model.provider.clone(),
-        message: format!("not defined; add [providers.{}] to the config", model.provider),
-    })?;
+    let settings =
+        config
+            .providers
+            .get(&model.provider)
+            .ok_or_else(|| ProviderError::Unavailable {
+                provider: model.provider.clone(),
+                message: format!(
+                    "not defined; add [providers.{}] to the config",
+                    model.provider
+                ),
+            })?;
     match settings.kind {
         ProviderKind::Scripted => {
-            let script = settings.script.as_deref().ok_or_else(|| ProviderError::Unavailable {
-                provider: model.provider.clone(),
-                message: format!("set `providers.{}.script` to a script file", model.provider),
-            })?;
-            Ok(Box::new(scripted::Scripted::load(&config_dir.join(script))?))
+            let script = settings
+                .script
+                .as_deref()
+                .ok_or_else(|| ProviderError::Unavailable {
+                    provider: model.provider.clone(),
+                    message: format!("set `providers.{}.script` to a script file", model.provider),
+                })?;
+            Ok(Box::new(scripted::Scripted::load(
+                &config_dir.join(script),
+            )?))
         }
-        kind @ (ProviderKind::Anthropic | ProviderKind::Openai) => Err(ProviderError::Unavailable {
-            provider: model.provider.clone(),
-            message: format!(
-                "kind `{kind}` is not implemented in this version of baton (only `scripted` is); \
+        kind @ (ProviderKind::Anthropic | ProviderKind::Openai) => {
+            Err(ProviderError::Unavailable {
+                provider: model.provider.clone(),
+                message: format!(
+                    "kind `{kind}` is not implemented in this version of baton (only `scripted` is); \
                  point the phase at a scripted provider, e.g. [providers.local] kind = \"scripted\""
-            ),
-        }),
+                ),
+            })
+        }
     }
 }
 

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Block, BoxFuture, Provider, ProviderError, Reply, Request, StopReason, Usage, estimate_tokens};
+use super::{
+    Block, BoxFuture, Provider, ProviderError, Reply, Request, StopReason, Usage, estimate_tokens,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,11 +51,19 @@ pub struct Scripted {
 
 impl Scripted {
     pub fn load(path: &Path) -> Result<Self, ProviderError> {
-        let unavailable = |message: String| ProviderError::Unavailable { provider: "scripted".into(), message };
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| unavailable(format!("cannot read script {}: {error}", path.display())))?;
-        let raw: BTreeMap<String, Value> = serde_json::from_str(&text)
-            .map_err(|error| unavailable(format!("script {} is not valid JSON: {error}", path.display())))?;
+        let unavailable = |message: String| ProviderError::Unavailable {
+            provider: "scripted".into(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            unavailable(format!("cannot read script {}: {error}", path.display()))
+        })?;
+        let raw: BTreeMap<String, Value> = serde_json::from_str(&text).map_err(|error| {
+            unavailable(format!(
+                "script {} is not valid JSON: {error}",
+                path.display()
+            ))
+        })?;
         let mut replies = BTreeMap::new();
         for (key, value) in raw {
             if key.starts_with('_') {
@@ -64,7 +74,10 @@ impl Scripted {
             })?;
             replies.insert(key, parsed);
         }
-        Ok(Self { path: path.to_owned(), replies })
+        Ok(Self {
+            path: path.to_owned(),
+            replies,
+        })
     }
 
     fn reply_for(&self, request: &Request) -> Result<Reply, ProviderError> {
@@ -111,13 +124,23 @@ impl Scripted {
         };
         let usage = scripted.usage.map_or_else(
             || Usage {
-                input_tokens: estimate_tokens(&serde_json::to_string(&request.messages).unwrap_or_default())
-                    + estimate_tokens(&request.system),
-                output_tokens: estimate_tokens(&serde_json::to_string(&content).unwrap_or_default()),
+                input_tokens: estimate_tokens(
+                    &serde_json::to_string(&request.messages).unwrap_or_default(),
+                ) + estimate_tokens(&request.system),
+                output_tokens: estimate_tokens(
+                    &serde_json::to_string(&content).unwrap_or_default(),
+                ),
             },
-            |usage| Usage { input_tokens: usage.input, output_tokens: usage.output },
+            |usage| Usage {
+                input_tokens: usage.input,
+                output_tokens: usage.output,
+            },
         );
-        Ok(Reply { content, stop_reason, usage })
+        Ok(Reply {
+            content,
+            stop_reason,
+            usage,
+        })
     }
 }
 
@@ -162,10 +185,19 @@ mod tests {
         assert_eq!(first.tool_calls().next().unwrap().2["verdict"], "revise");
         let second = script.reply_for(&request("spec.validate", 2, 0)).unwrap();
         assert_eq!(second.tool_calls().next().unwrap().2["verdict"], "pass");
-        assert_eq!(second.usage, Usage { input_tokens: 10, output_tokens: 2 });
+        assert_eq!(
+            second.usage,
+            Usage {
+                input_tokens: 10,
+                output_tokens: 2
+            }
+        );
         let prose = script.reply_for(&request("implement", 1, 0)).unwrap();
         assert_eq!(prose.stop_reason, StopReason::EndTurn);
-        let error = script.reply_for(&request("implement", 1, 2)).unwrap_err().to_string();
+        let error = script
+            .reply_for(&request("implement", 1, 2))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("turn 3"), "{error}");
         assert!(script.reply_for(&request("plan", 1, 0)).is_err());
     }

@@ -21,11 +21,31 @@ struct Kind {
 
 fn kind(phase: PhaseName) -> Kind {
     match phase {
-        PhaseName::Spec => Kind { tool: schema::submit_spec(), artifact: "spec", source_name: "the ticket" },
-        PhaseName::Design => Kind { tool: schema::submit_design(), artifact: "design", source_name: "the spec" },
-        PhaseName::Plan => Kind { tool: schema::submit_plan(), artifact: "plan", source_name: "the design" },
-        PhaseName::Review => Kind { tool: schema::submit_review(), artifact: "review", source_name: "the diff" },
-        _ => Kind { tool: schema::submit_children(), artifact: "children", source_name: "the design" },
+        PhaseName::Spec => Kind {
+            tool: schema::submit_spec(),
+            artifact: "spec",
+            source_name: "the ticket",
+        },
+        PhaseName::Design => Kind {
+            tool: schema::submit_design(),
+            artifact: "design",
+            source_name: "the spec",
+        },
+        PhaseName::Plan => Kind {
+            tool: schema::submit_plan(),
+            artifact: "plan",
+            source_name: "the design",
+        },
+        PhaseName::Review => Kind {
+            tool: schema::submit_review(),
+            artifact: "review",
+            source_name: "the diff",
+        },
+        _ => Kind {
+            tool: schema::submit_children(),
+            artifact: "children",
+            source_name: "the design",
+        },
     }
 }
 
@@ -46,7 +66,11 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
     };
     // The work tree lets design, plan and review read the code they reason about.
     let base = context.run.manifest.base_sha.clone();
-    let patch = if phase == PhaseName::Review { context.patch()? } else { String::new() };
+    let patch = if phase == PhaseName::Review {
+        context.patch()?
+    } else {
+        String::new()
+    };
     let tree = context.source.work_tree(&base, &patch)?;
     let workspace = tools::Workspace::new(
         tree.path(),
@@ -55,7 +79,10 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
         Vec::new(),
     )?;
 
-    let mut feedback = Feedback { phase: phase.to_string(), attempts: Vec::new() };
+    let mut feedback = Feedback {
+        phase: phase.to_string(),
+        attempts: Vec::new(),
+    };
     let mut objections: Vec<String> = Vec::new();
     for attempt in 1..=attempts {
         context.record().attempts = attempt;
@@ -80,8 +107,15 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
                 return Ok(PhaseEnd::Stop(Outcome::BudgetExceeded, reason));
             }
             Err(SessionError::TurnLimit(turns)) => {
-                let objection = format!("attempt {attempt} produced no valid {} in {turns} turns", kind.tool.name);
-                feedback.attempts.push(FeedbackEntry { attempt, verdict: "error".into(), objections: vec![objection.clone()] });
+                let objection = format!(
+                    "attempt {attempt} produced no valid {} in {turns} turns",
+                    kind.tool.name
+                );
+                feedback.attempts.push(FeedbackEntry {
+                    attempt,
+                    verdict: "error".into(),
+                    objections: vec![objection.clone()],
+                });
                 objections.push(objection);
                 continue;
             }
@@ -92,21 +126,44 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
             Err(SessionError::Other(error)) => return Err(error),
         };
         let markdown = render(phase, &deliverable)?;
-        match validate(context, phase, attempt, &validator_model, &source, &kind, &markdown, &objections).await? {
+        match validate(
+            context,
+            phase,
+            attempt,
+            &validator_model,
+            &source,
+            &kind,
+            &markdown,
+            &objections,
+        )
+        .await?
+        {
             Validation::Pass => {
-                feedback.attempts.push(FeedbackEntry { attempt, verdict: "pass".into(), objections: Vec::new() });
+                feedback.attempts.push(FeedbackEntry {
+                    attempt,
+                    verdict: "pass".into(),
+                    objections: Vec::new(),
+                });
                 save_feedback(context, &feedback)?;
                 save_deliverable(context, kind.artifact, &deliverable, &markdown)?;
                 if phase == PhaseName::Review {
                     let review: Review = serde_json::from_value(deliverable)?;
                     if review.verdict != "approve" {
-                        return Ok(PhaseEnd::Stop(Outcome::Blocked, "the review requested changes; a human decides what happens next".into()));
+                        return Ok(PhaseEnd::Stop(
+                            Outcome::Blocked,
+                            "the review requested changes; a human decides what happens next"
+                                .into(),
+                        ));
                     }
                 }
                 return Ok(PhaseEnd::Continue);
             }
             Validation::Revise(new_objections) => {
-                feedback.attempts.push(FeedbackEntry { attempt, verdict: "revise".into(), objections: new_objections.clone() });
+                feedback.attempts.push(FeedbackEntry {
+                    attempt,
+                    verdict: "revise".into(),
+                    objections: new_objections.clone(),
+                });
                 objections.extend(new_objections);
             }
             Validation::Stop(outcome, reason) => {
@@ -118,7 +175,9 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
     save_feedback(context, &feedback)?;
     Ok(PhaseEnd::Stop(
         Outcome::Blocked,
-        format!("{phase}: the validator still objected after {attempts} attempt(s) (phases.{phase}.attempts); see feedback/{phase}.json"),
+        format!(
+            "{phase}: the validator still objected after {attempts} attempt(s) (phases.{phase}.attempts); see feedback/{phase}.json"
+        ),
     ))
 }
 
@@ -128,7 +187,10 @@ enum Validation {
     Stop(Outcome, String),
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename the list")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename the list"
+)]
 async fn validate(
     context: &mut Context<'_>,
     phase: PhaseName,
@@ -151,7 +213,14 @@ async fn validate(
         kind.source_name,
         kind.artifact,
         prompts::cap(markdown, 24_000),
-        if earlier.is_empty() { String::new() } else { format!("\n\nEarlier objections (check they were addressed):{}", prompts::objections_section(earlier)) }
+        if earlier.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n\nEarlier objections (check they were addressed):{}",
+                prompts::objections_section(earlier)
+            )
+        }
     );
     let spec = SessionSpec {
         provider: provider.as_ref(),
@@ -172,20 +241,31 @@ async fn validate(
             let objections: Vec<String> = value
                 .get("objections")
                 .and_then(Value::as_array)
-                .map(|list| list.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|list| {
+                    list.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             if value.get("verdict").and_then(Value::as_str) == Some("pass") {
                 Ok(Validation::Pass)
             } else if objections.is_empty() {
-                Ok(Validation::Revise(vec!["the validator asked for a revision without saying why".into()]))
+                Ok(Validation::Revise(vec![
+                    "the validator asked for a revision without saying why".into(),
+                ]))
             } else {
                 Ok(Validation::Revise(objections))
             }
         }
         Err(SessionError::Budget(reason)) => Ok(Validation::Stop(Outcome::BudgetExceeded, reason)),
-        Err(SessionError::Provider(error)) => Ok(Validation::Stop(Outcome::Blocked, error.to_string())),
+        Err(SessionError::Provider(error)) => {
+            Ok(Validation::Stop(Outcome::Blocked, error.to_string()))
+        }
         // A validator that cannot answer never passes anything.
-        Err(SessionError::TurnLimit(turns)) => Ok(Validation::Revise(vec![format!("the validator gave no verdict in {turns} turns")])),
+        Err(SessionError::TurnLimit(turns)) => Ok(Validation::Revise(vec![format!(
+            "the validator gave no verdict in {turns} turns"
+        )])),
         Err(SessionError::Other(error)) => Err(error),
     }
 }
@@ -194,7 +274,9 @@ fn save_feedback(context: &mut Context<'_>, feedback: &Feedback) -> anyhow::Resu
     if feedback.attempts.is_empty() {
         return Ok(());
     }
-    context.run.write_json(&format!("feedback/{}.json", feedback.phase), feedback)
+    context
+        .run
+        .write_json(&format!("feedback/{}.json", feedback.phase), feedback)
 }
 
 /// Each phase gets only its own inputs: (prompt text, validator source).
@@ -204,7 +286,9 @@ fn inputs(context: &Context<'_>, phase: PhaseName) -> anyhow::Result<(String, St
         .read_json("ticket.json")?
         .ok_or_else(|| crate::bad_input!("ticket.json is missing from the run directory"))?;
     let ticket_text = prompts::untrusted_ticket(&ticket);
-    let optional = |name: &str| -> anyhow::Result<String> { Ok(context.run.read_text(name)?.unwrap_or_default()) };
+    let optional = |name: &str| -> anyhow::Result<String> {
+        Ok(context.run.read_text(name)?.unwrap_or_default())
+    };
     Ok(match phase {
         PhaseName::Spec => (format!("# The issue\n\n{ticket_text}"), ticket_text),
         PhaseName::Design => {
@@ -218,7 +302,10 @@ fn inputs(context: &Context<'_>, phase: PhaseName) -> anyhow::Result<(String, St
             if design.is_empty() {
                 (format!("# The issue\n\n{ticket_text}"), ticket_text)
             } else {
-                (format!("# The design\n\n{design}\n\n# The spec's acceptance\n\n{spec}"), design)
+                (
+                    format!("# The design\n\n{design}\n\n# The spec's acceptance\n\n{spec}"),
+                    design,
+                )
             }
         }
         PhaseName::Review => {
@@ -226,12 +313,18 @@ fn inputs(context: &Context<'_>, phase: PhaseName) -> anyhow::Result<(String, St
             let spec = if spec.is_empty() { ticket_text } else { spec };
             let patch = prompts::cap(&context.patch()?, 40_000);
             let diff = format!("```diff\n{patch}\n```");
-            (format!("# The spec\n\n{spec}\n\n# The diff (gates passed in verify)\n\n{diff}"), diff)
+            (
+                format!("# The spec\n\n{spec}\n\n# The diff (gates passed in verify)\n\n{diff}"),
+                diff,
+            )
         }
         _ => {
             let spec = read_text_artifact(context, "spec.md")?;
             let design = read_text_artifact(context, "design.md")?;
-            (format!("# The spec\n\n{spec}\n\n# The design\n\n{design}"), design)
+            (
+                format!("# The spec\n\n{spec}\n\n# The design\n\n{design}"),
+                design,
+            )
         }
     })
 }
@@ -258,8 +351,11 @@ pub fn render(phase: PhaseName, value: &Value) -> anyhow::Result<String> {
         }
         PhaseName::Design => {
             let design: Design = serde_json::from_value(value.clone())?;
-            let components: Vec<String> =
-                design.components.iter().map(|c| format!("**{}**: {}", c.name, c.responsibility)).collect();
+            let components: Vec<String> = design
+                .components
+                .iter()
+                .map(|c| format!("**{}**: {}", c.name, c.responsibility))
+                .collect();
             format!(
                 "# Design\n\n{}\n\n## Components\n\n{}\n## Risks\n\n{}",
                 design.approach,
@@ -269,8 +365,14 @@ pub fn render(phase: PhaseName, value: &Value) -> anyhow::Result<String> {
         }
         PhaseName::Plan => {
             let plan: Plan = serde_json::from_value(value.clone())?;
-            let steps: String = plan.steps.iter().enumerate().map(|(i, step)| format!("{}. {step}\n", i + 1)).collect();
-            let touchpoints: Vec<String> = plan.touchpoints.iter().map(|t| format!("`{t}`")).collect();
+            let steps: String = plan
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, step)| format!("{}. {step}\n", i + 1))
+                .collect();
+            let touchpoints: Vec<String> =
+                plan.touchpoints.iter().map(|t| format!("`{t}`")).collect();
             format!(
                 "# Plan\n\n## Steps\n\n{steps}\n## Touchpoints\n\n{}\n## Tests\n\n{}\n## Rollback\n\n{}\n",
                 bullets(&touchpoints),
@@ -283,7 +385,17 @@ pub fn render(phase: PhaseName, value: &Value) -> anyhow::Result<String> {
             let findings: Vec<String> = review
                 .findings
                 .iter()
-                .map(|f| format!("**{}**{}: {}", f.severity, f.path.as_deref().map(|p| format!(" `{p}`")).unwrap_or_default(), f.comment))
+                .map(|f| {
+                    format!(
+                        "**{}**{}: {}",
+                        f.severity,
+                        f.path
+                            .as_deref()
+                            .map(|p| format!(" `{p}`"))
+                            .unwrap_or_default(),
+                        f.comment
+                    )
+                })
                 .collect();
             format!("# Review: {}\n\n{}", review.verdict, bullets(&findings))
         }

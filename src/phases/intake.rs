@@ -32,7 +32,10 @@ pub async fn run(settings: &Settings, request: IntakeRequest) -> anyhow::Result<
     let source = Source::open(&settings.repo)?;
     let base_sha = source.head_sha()?;
     if source.is_dirty() {
-        tracing::warn!("{} has uncommitted changes; the run starts from the last commit {base_sha}", settings.repo.display());
+        tracing::warn!(
+            "{} has uncommitted changes; the run starts from the last commit {base_sha}",
+            settings.repo.display()
+        );
     }
     let run_id = env::get(env::GITHUB_RUN_ID).map_or_else(local_run_id, |id| format!("gh-{id}"));
     let run_dir = request
@@ -41,23 +44,37 @@ pub async fn run(settings: &Settings, request: IntakeRequest) -> anyhow::Result<
         .unwrap_or_else(|| settings.repo.join(".baton/runs").join(&run_id));
     let repository = env::get(env::GITHUB_REPOSITORY).unwrap_or_else(|| source.repository_name());
 
-    let (route, route_reason, ask_model) = match (request.route, pipeline::route_from_labels(&ticket.labels, &settings.config.triggers.routes)) {
+    let (route, route_reason, ask_model) = match (
+        request.route,
+        pipeline::route_from_labels(&ticket.labels, &settings.config.triggers.routes),
+    ) {
         (Some(route), _) => (route, "set by --route".to_owned(), false),
-        (None, Some((route, label))) => (route, format!("label `{label}` → {route} ([triggers].routes)"), false),
+        (None, Some((route, label))) => (
+            route,
+            format!("label `{label}` → {route} ([triggers].routes)"),
+            false,
+        ),
         (None, None) => (Route::Feature, "default".to_owned(), true),
     };
     let manifest = Manifest {
         schema: SCHEMA.into(),
         run_id,
         repository,
-        issue: IssueRef { number: ticket.number, title: ticket.title.clone(), url: ticket.url.clone() },
+        issue: IssueRef {
+            number: ticket.number,
+            title: ticket.title.clone(),
+            url: ticket.url.clone(),
+        },
         base_sha,
         branch: format!("baton/issue-{}", ticket.number),
         route,
         route_reason,
         created_at: crate::clock::now_rfc3339(),
         phases: Vec::new(),
-        budget: BudgetState { limits: settings.config.budget.clone(), spent: Default::default() },
+        budget: BudgetState {
+            limits: settings.config.budget.clone(),
+            spent: crate::pipeline::budget::Spend::default(),
+        },
         outcome: Outcome::Running,
         reason: None,
         artifacts: BTreeMap::new(),
@@ -65,13 +82,27 @@ pub async fn run(settings: &Settings, request: IntakeRequest) -> anyhow::Result<
     let mut run = RunDir::create(&run_dir, manifest)?;
     run.write_json("ticket.json", &ticket)?;
     let model = settings.config.phase_model(PhaseName::Intake).ok();
-    let mut record = PhaseRecord::started(PhaseName::Intake, ask_model.then(|| model.as_ref().map(ToString::to_string)).flatten());
+    let mut record = PhaseRecord::started(
+        PhaseName::Intake,
+        ask_model
+            .then(|| model.as_ref().map(ToString::to_string))
+            .flatten(),
+    );
     record.started_at = crate::clock::now_rfc3339();
     run.manifest.phases.push(record);
     run.save()?;
-    progress::phase_started("intake", &format!("issue #{} {}", ticket.number, ticket.title));
+    progress::phase_started(
+        "intake",
+        &format!("issue #{} {}", ticket.number, ticket.title),
+    );
 
-    let mut context = Context { settings, run, source, started, record: 0 };
+    let mut context = Context {
+        settings,
+        run,
+        source,
+        started,
+        record: 0,
+    };
     if ask_model {
         let (route, reason) = ask_route(&mut context, &ticket, model.as_ref()).await;
         context.run.manifest.route = route;
@@ -90,16 +121,26 @@ pub async fn run(settings: &Settings, request: IntakeRequest) -> anyhow::Result<
 
 /// Asks the intake model for a route; any failure falls back to `feature`
 /// with the reason recorded (SPEC §1: labels, else the model, else feature).
-async fn ask_route(context: &mut Context<'_>, ticket: &Ticket, model: Option<&crate::config::ModelRef>) -> (Route, String) {
+async fn ask_route(
+    context: &mut Context<'_>,
+    ticket: &Ticket,
+    model: Option<&crate::config::ModelRef>,
+) -> (Route, String) {
     let Some(model) = model else {
-        return (Route::Feature, "default: the intake model is not configured".into());
+        return (
+            Route::Feature,
+            "default: the intake model is not configured".into(),
+        );
     };
     let provider = match context.provider(model) {
         Ok(provider) => provider,
         Err(error) => {
             tracing::warn!("routing falls back to feature: {error}");
             context.record().model = None;
-            return (Route::Feature, format!("default: no model to ask ({error})"));
+            return (
+                Route::Feature,
+                format!("default: no model to ask ({error})"),
+            );
         }
     };
     let spec = SessionSpec {
@@ -122,23 +163,42 @@ async fn ask_route(context: &mut Context<'_>, ticket: &Ticket, model: Option<&cr
     let mut observer = context.observer("intake", 1, model);
     match agent::run_session(spec, &mut observer).await {
         Ok(SessionEnd::Submitted(arguments)) => {
-            let route = arguments.get("route").and_then(Value::as_str).and_then(|route| route.parse().ok());
-            let reason = arguments.get("reason").and_then(Value::as_str).unwrap_or("").to_owned();
+            let route = arguments
+                .get("route")
+                .and_then(Value::as_str)
+                .and_then(|route| route.parse().ok());
+            let reason = arguments
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
             match route {
                 Some(route) => (route, format!("model: {reason}")),
-                None => (Route::Feature, "default: the model's route was invalid".into()),
+                None => (
+                    Route::Feature,
+                    "default: the model's route was invalid".into(),
+                ),
             }
         }
         Err(error) => {
             tracing::warn!("routing falls back to feature: {error}");
-            (Route::Feature, format!("default: the model gave no route ({error})"))
+            (
+                Route::Feature,
+                format!("default: the model gave no route ({error})"),
+            )
         }
     }
 }
 
 fn local_run_id() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    format!("local-{}-{:04x}", now.as_secs(), (now.subsec_nanos() ^ std::process::id()) & 0xffff)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "local-{}-{:04x}",
+        now.as_secs(),
+        (now.subsec_nanos() ^ std::process::id()) & 0xffff
+    )
 }
 
 /// Reads an issue from JSON (GitHub's issue object, or the same fields with
@@ -147,10 +207,20 @@ fn local_run_id() -> String {
 pub fn read_issue_file(path: &Path) -> anyhow::Result<Ticket> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| bad_input!("cannot read issue file {}: {error}", path.display()))?;
-    let is_json = path.extension().is_some_and(|extension| extension == "json") || text.trim_start().starts_with('{');
-    let ticket = if is_json { from_json(&text, path)? } else { from_markdown(&text) };
+    let is_json = path
+        .extension()
+        .is_some_and(|extension| extension == "json")
+        || text.trim_start().starts_with('{');
+    let ticket = if is_json {
+        from_json(&text, path)?
+    } else {
+        from_markdown(&text)
+    };
     if ticket.title.trim().is_empty() {
-        return Err(bad_input!("issue file {} has no title (JSON `title`, or a `# Title` line)", path.display()));
+        return Err(bad_input!(
+            "issue file {} has no title (JSON `title`, or a `# Title` line)",
+            path.display()
+        ));
     }
     Ok(ticket)
 }
@@ -159,14 +229,24 @@ fn from_json(text: &str, path: &Path) -> anyhow::Result<Ticket> {
     let value: Value = serde_json::from_str(text)
         .map_err(|error| bad_input!("issue file {} is not valid JSON: {error}", path.display()))?;
     let issue = value.get("issue").unwrap_or(&value);
-    let string = |key: &str| issue.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let string = |key: &str| {
+        issue
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     let labels = issue
         .get("labels")
         .and_then(Value::as_array)
         .map(|labels| {
             labels
                 .iter()
-                .filter_map(|label| label.as_str().or_else(|| label.get("name").and_then(Value::as_str)))
+                .filter_map(|label| {
+                    label
+                        .as_str()
+                        .or_else(|| label.get("name").and_then(Value::as_str))
+                })
                 .map(str::to_owned)
                 .collect()
         })
@@ -178,8 +258,17 @@ fn from_json(text: &str, path: &Path) -> anyhow::Result<Ticket> {
             comments
                 .iter()
                 .map(|comment| Comment {
-                    author: comment.pointer("/user/login").or_else(|| comment.get("author")).and_then(Value::as_str).unwrap_or("").to_owned(),
-                    body: comment.get("body").and_then(Value::as_str).unwrap_or("").to_owned(),
+                    author: comment
+                        .pointer("/user/login")
+                        .or_else(|| comment.get("author"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                    body: comment
+                        .get("body")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
                 })
                 .collect()
         })
@@ -191,8 +280,18 @@ fn from_json(text: &str, path: &Path) -> anyhow::Result<Ticket> {
         title: string("title"),
         body: string("body"),
         labels,
-        url: issue.get("html_url").or_else(|| issue.get("url")).and_then(Value::as_str).unwrap_or("").to_owned(),
-        author: issue.pointer("/user/login").or_else(|| issue.get("author")).and_then(Value::as_str).unwrap_or("").to_owned(),
+        url: issue
+            .get("html_url")
+            .or_else(|| issue.get("url"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        author: issue
+            .pointer("/user/login")
+            .or_else(|| issue.get("author"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
         comments,
     })
 }
@@ -205,7 +304,9 @@ fn from_markdown(text: &str) -> Ticket {
         && let Some((front, body)) = after.split_once("\n---\n")
     {
         for line in front.lines() {
-            let Some((key, value)) = line.split_once(':') else { continue };
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
             let value = value.trim();
             match key.trim() {
                 "number" => number = value.parse().unwrap_or(1),
@@ -247,8 +348,13 @@ mod tests {
 
     #[test]
     fn markdown_with_front_matter() {
-        let ticket = from_markdown("---\nnumber: 7\nlabels: [bug, \"ui\"]\n---\n# Fix the thing\n\nIt breaks.\n");
-        assert_eq!((ticket.number, ticket.title.as_str(), ticket.body.as_str()), (7, "Fix the thing", "It breaks."));
+        let ticket = from_markdown(
+            "---\nnumber: 7\nlabels: [bug, \"ui\"]\n---\n# Fix the thing\n\nIt breaks.\n",
+        );
+        assert_eq!(
+            (ticket.number, ticket.title.as_str(), ticket.body.as_str()),
+            (7, "Fix the thing", "It breaks.")
+        );
         assert_eq!(ticket.labels, vec!["bug", "ui"]);
     }
 

@@ -24,7 +24,9 @@ use crate::pipeline::budget::{self, Spend};
 use crate::pipeline::{self, Outcome, PhaseDecision, PhaseName, Route};
 use crate::policy;
 use crate::progress;
-use crate::records::{Child, Children, Feedback, Plan, RepairRecord, Review, TestsRecord, VerifyRecord};
+use crate::records::{
+    Child, Children, Feedback, Plan, RepairRecord, Review, TestsRecord, VerifyRecord,
+};
 use crate::run_dir::RunDir;
 use crate::run_dir::manifest::{PhaseRecord, PhaseStatus};
 use crate::settings::Settings;
@@ -86,20 +88,31 @@ impl<'s> Context<'s> {
         budget::exceeded(&self.run.manifest.budget.limits, &self.spent())
     }
 
-    pub fn provider(&self, model: &ModelRef) -> Result<Box<dyn crate::llm::Provider>, crate::llm::ProviderError> {
+    pub fn provider(
+        &self,
+        model: &ModelRef,
+    ) -> Result<Box<dyn crate::llm::Provider>, crate::llm::ProviderError> {
         crate::llm::provider_for(self.config(), &self.settings.config_dir, model)
     }
 
     pub fn model_for(&self, phase: PhaseName) -> anyhow::Result<ModelRef> {
-        self.config().phase_model(phase).map_err(|message| crate::bad_input!("phases.{phase}.model: {message}"))
+        self.config()
+            .phase_model(phase)
+            .map_err(|message| crate::bad_input!("phases.{phase}.model: {message}"))
     }
 
     /// The accounting and transcript hooks for one model session.
-    pub fn observer(&mut self, label: &str, attempt: u32, model: &ModelRef) -> PhaseObserver<'_, 's> {
+    pub fn observer(
+        &mut self,
+        label: &str,
+        attempt: u32,
+        model: &ModelRef,
+    ) -> PhaseObserver<'_, 's> {
         PhaseObserver {
             transcript: format!("transcripts/{label}-{attempt}.jsonl"),
             model: model.to_string(),
             price: self.config().price(model),
+            requested_at: String::new(),
             context: self,
         }
     }
@@ -135,27 +148,40 @@ pub struct PhaseObserver<'c, 's> {
     transcript: String,
     model: String,
     price: Option<crate::config::Price>,
+    /// When the pending request was sent (the transcript and benchmarks read it).
+    requested_at: String,
 }
 
 impl Observer for PhaseObserver<'_, '_> {
     fn before_request(&mut self) -> Result<(), String> {
-        match self.context.budget_exceeded() {
-            Some(reason) => Err(reason),
-            None => Ok(()),
+        if let Some(reason) = self.context.budget_exceeded() {
+            return Err(reason);
         }
+        self.requested_at = crate::clock::now_rfc3339();
+        Ok(())
     }
 
-    fn after_reply(&mut self, request: &Request, sent: &[Message], reply: &Reply) -> anyhow::Result<()> {
+    fn after_reply(
+        &mut self,
+        request: &Request,
+        sent: &[Message],
+        reply: &Reply,
+    ) -> anyhow::Result<()> {
         let spend = Spend {
             tokens_in: reply.usage.input_tokens,
             tokens_out: reply.usage.output_tokens,
-            cost_usd: budget::cost_usd(self.price, reply.usage.input_tokens, reply.usage.output_tokens),
+            cost_usd: budget::cost_usd(
+                self.price,
+                reply.usage.input_tokens,
+                reply.usage.output_tokens,
+            ),
             wall_s: 0.0,
         };
         self.context.record().record_usage(&self.model, &spend);
         let mut line = json!({
             "turn": request.turn,
-            "at": crate::clock::now_rfc3339(),
+            "requested_at": self.requested_at,
+            "replied_at": crate::clock::now_rfc3339(),
             "phase": request.phase,
             "attempt": request.attempt,
             "model": self.model,
@@ -165,22 +191,37 @@ impl Observer for PhaseObserver<'_, '_> {
         });
         if request.turn == 0 {
             line["system"] = json!(request.system);
-            line["tools"] = json!(request.tools.iter().map(|tool| &tool.name).collect::<Vec<_>>());
+            line["tools"] = json!(
+                request
+                    .tools
+                    .iter()
+                    .map(|tool| &tool.name)
+                    .collect::<Vec<_>>()
+            );
         }
-        self.context.run.append_line(&self.transcript, &line.to_string())?;
+        self.context
+            .run
+            .append_line(&self.transcript, &line.to_string())?;
         self.context.run.save()
     }
 }
 
 /// Runs one phase on an existing run directory (every phase but intake).
-pub async fn run_phase(settings: &Settings, name: PhaseName, run_dir: &Path, force: bool) -> anyhow::Result<PhaseReport> {
+pub async fn run_phase(
+    settings: &Settings,
+    name: PhaseName,
+    run_dir: &Path,
+    force: bool,
+) -> anyhow::Result<PhaseReport> {
     let run = RunDir::open(run_dir)?;
     let patch_sha = run.sha256_of(PATCH).map(str::to_owned);
     match pipeline::decide(&run.manifest, name, patch_sha.as_deref()) {
         PhaseDecision::Run => {}
         PhaseDecision::AlreadyDone if force => {}
         PhaseDecision::AlreadyDone => {
-            progress::line(&format!("· {name:<9} already finished; nothing to do (--force reruns it)"));
+            progress::line(&format!(
+                "· {name:<9} already finished; nothing to do (--force reruns it)"
+            ));
             return Ok(PhaseReport::AlreadyDone);
         }
         PhaseDecision::Skip(reason) => {
@@ -188,24 +229,39 @@ pub async fn run_phase(settings: &Settings, name: PhaseName, run_dir: &Path, for
             return Ok(PhaseReport::Skipped(reason));
         }
         PhaseDecision::NotReady(reason) => {
-            return Err(crate::bad_input!("cannot run {name} on {}: {reason}", run_dir.display()));
+            return Err(crate::bad_input!(
+                "cannot run {name} on {}: {reason}",
+                run_dir.display()
+            ));
         }
         PhaseDecision::Ended(outcome) => return Ok(PhaseReport::Ended(outcome)),
     }
     let source = Source::open(&settings.repo)?;
-    let mut context = Context { settings, run, source, started: Instant::now(), record: 0 };
+    let mut context = Context {
+        settings,
+        run,
+        source,
+        started: Instant::now(),
+        record: 0,
+    };
     let model = match name {
         PhaseName::Verify | PhaseName::Publish => None,
         _ => Some(context.model_for(name)?.to_string()),
     };
-    context.run.manifest.phases.push(PhaseRecord::started(name, model.clone()));
+    context
+        .run
+        .manifest
+        .phases
+        .push(PhaseRecord::started(name, model.clone()));
     context.record = context.run.manifest.phases.len() - 1;
     context.run.save()?;
     progress::phase_started(name.as_str(), model.as_deref().unwrap_or(""));
     let spinner = progress::Spinner::start(name.as_str());
 
     let result = match context.budget_exceeded() {
-        Some(reason) if name != PhaseName::Publish => Ok(PhaseEnd::Stop(Outcome::BudgetExceeded, reason)),
+        Some(reason) if name != PhaseName::Publish => {
+            Ok(PhaseEnd::Stop(Outcome::BudgetExceeded, reason))
+        }
         _ => dispatch(&mut context, name).await,
     };
     drop(spinner);
@@ -224,7 +280,11 @@ pub async fn run_phase(settings: &Settings, name: PhaseName, run_dir: &Path, for
         }
     };
     if let PhaseEnd::Stop(outcome, reason) = &end {
-        context.record().status = if *outcome == Outcome::Done { PhaseStatus::Done } else { PhaseStatus::Failed };
+        context.record().status = if *outcome == Outcome::Done {
+            PhaseStatus::Done
+        } else {
+            PhaseStatus::Failed
+        };
         context.run.manifest.outcome = *outcome;
         context.run.manifest.reason = (*outcome != Outcome::Done).then(|| reason.clone());
         if context.record().note.is_none() {
@@ -240,7 +300,9 @@ pub async fn run_phase(settings: &Settings, name: PhaseName, run_dir: &Path, for
     }
     context.run.save()?;
     progress::phase_finished(&context.run.manifest.phases[context.record]);
-    Ok(PhaseReport::Ran { outcome: context.run.manifest.outcome })
+    Ok(PhaseReport::Ran {
+        outcome: context.run.manifest.outcome,
+    })
 }
 
 fn finish_record(context: &mut Context<'_>) {
@@ -252,15 +314,19 @@ fn finish_record(context: &mut Context<'_>) {
 
 async fn dispatch(context: &mut Context<'_>, name: PhaseName) -> anyhow::Result<PhaseEnd> {
     match name {
-        PhaseName::Intake => Err(crate::bad_input!("intake creates the run; it is started with --issue-file")),
-        PhaseName::Spec | PhaseName::Design | PhaseName::Plan | PhaseName::Review | PhaseName::Split => {
-            deliverable::run(context, name).await
-        }
+        PhaseName::Intake => Err(crate::bad_input!(
+            "intake creates the run; it is started with --issue-file"
+        )),
+        PhaseName::Spec
+        | PhaseName::Design
+        | PhaseName::Plan
+        | PhaseName::Review
+        | PhaseName::Split => deliverable::run(context, name).await,
         PhaseName::Tests => work::tests(context).await,
         PhaseName::Implement => work::implement(context).await,
         PhaseName::Repair => work::repair(context).await,
         PhaseName::Verify => verify::run(context).await,
-        PhaseName::Publish => publish::run(context).await,
+        PhaseName::Publish => publish::run(context),
     }
 }
 
@@ -271,7 +337,10 @@ pub async fn run_intake(settings: &Settings, request: IntakeRequest) -> anyhow::
 
 /// Builds and writes `evidence.json` and `evidence.md`. `config` is the one
 /// to judge by (publish passes the base commit's); else the run's own.
-pub fn write_evidence(context: &mut Context<'_>, config: Option<&Config>) -> anyhow::Result<evidence::Evidence> {
+pub fn write_evidence(
+    context: &mut Context<'_>,
+    config: Option<&Config>,
+) -> anyhow::Result<evidence::Evidence> {
     let config = config.unwrap_or(&context.settings.config);
     let run = &context.run;
     let patch = run.read_text(PATCH)?.unwrap_or_default();
@@ -292,7 +361,10 @@ pub fn write_evidence(context: &mut Context<'_>, config: Option<&Config>) -> any
     let tests: Option<TestsRecord> = run.read_json("tests.json")?;
     let repairs: Option<RepairRecord> = run.read_json("repair.json")?;
     let review: Option<Review> = run.read_json("review.json")?;
-    let children: Vec<Child> = run.read_json::<Children>("children.json")?.map(|c| c.children).unwrap_or_default();
+    let children: Vec<Child> = run
+        .read_json::<Children>("children.json")?
+        .map(|c| c.children)
+        .unwrap_or_default();
     let mut feedback = Vec::new();
     for phase in PhaseName::ALL.iter().filter(|phase| phase.is_validated()) {
         if let Some(entry) = run.read_json::<Feedback>(&format!("feedback/{phase}.json"))? {
@@ -349,15 +421,24 @@ pub fn policy_stop(context: &Context<'_>, patch: &str) -> anyhow::Result<Option<
 
 /// The route a `--route` value names, as bad input when it names none.
 pub fn parse_route(text: &str) -> anyhow::Result<Route> {
-    text.parse().map_err(|message: String| crate::bad_input!("--route: {message}"))
+    text.parse()
+        .map_err(|message: String| crate::bad_input!("--route: {message}"))
 }
 
 /// Writes a deliverable and its rendering.
-pub fn save_deliverable(context: &mut Context<'_>, name: &str, value: &serde_json::Value, markdown: &str) -> anyhow::Result<()> {
+pub fn save_deliverable(
+    context: &mut Context<'_>,
+    name: &str,
+    value: &serde_json::Value,
+    markdown: &str,
+) -> anyhow::Result<()> {
     context.run.write_json(&format!("{name}.json"), value)?;
     context.run.write_text(&format!("{name}.md"), markdown)
 }
 
 pub fn read_text_artifact(context: &Context<'_>, name: &str) -> anyhow::Result<String> {
-    context.run.read_text(name)?.with_context(|| format!("{name} is missing from the run directory"))
+    context
+        .run
+        .read_text(name)?
+        .with_context(|| format!("{name} is missing from the run directory"))
 }

@@ -15,13 +15,22 @@ pub fn cap(text: &str, limit: usize) -> String {
         return text.to_owned();
     }
     let kept: String = text.chars().take(limit).collect();
-    format!("{kept}\n[... trimmed by baton: {} more characters ...]", text.chars().count() - limit)
+    format!(
+        "{kept}\n[... trimmed by baton: {} more characters ...]",
+        text.chars().count() - limit
+    )
 }
 
 pub fn untrusted_ticket(ticket: &Ticket) -> String {
-    let mut text = format!("Issue #{}: {}\n\n{}", ticket.number, ticket.title, ticket.body);
+    let mut text = format!(
+        "Issue #{}: {}\n\n{}",
+        ticket.number, ticket.title, ticket.body
+    );
     for comment in &ticket.comments {
-        text.push_str(&format!("\n\n--- comment by {} ---\n{}", comment.author, comment.body));
+        text.push_str(&format!(
+            "\n\n--- comment by {} ---\n{}",
+            comment.author, comment.body
+        ));
     }
     let text = cap(&text, 12_000).replace("</untrusted>", "&lt;/untrusted&gt;");
     format!("<untrusted source=\"issue\">\n{text}\n</untrusted>")
@@ -40,7 +49,10 @@ pub fn objections_section(objections: &[String]) -> String {
     if objections.is_empty() {
         return String::new();
     }
-    let list: Vec<String> = objections.iter().map(|objection| format!("- {objection}")).collect();
+    let list: Vec<String> = objections
+        .iter()
+        .map(|objection| format!("- {objection}"))
+        .collect();
     format!(
         "\n\n# Objections to your earlier attempts (address every one)\n\n{}",
         list.join("\n")
@@ -49,14 +61,32 @@ pub fn objections_section(objections: &[String]) -> String {
 
 pub fn role(phase: &str) -> &'static str {
     match phase {
-        "spec" => "Role: write the specification for the issue: a short summary, objectives, non-goals and checkable acceptance criteria. Call submit_spec.",
-        "design" => "Role: design the change that satisfies the spec: the approach and the components it touches. You may read the repository. Call submit_design.",
-        "plan" => "Role: plan the change from the design: ordered steps, the touchpoints (paths or globs; anything else is out of scope and will be refused), the tests, and the rollback. Call submit_plan.",
-        "review" => "Role: review the diff against the spec as a careful senior engineer. Approve only if it does what the spec asks and nothing else. Call submit_review.",
-        "split" => "Role: split the epic into independent child issues, each deliverable in one pull request with its own acceptance. Call submit_children.",
-        "tests" => "Role: write failing tests first. Add tests that check the acceptance criteria and FAIL on the current code because the change does not exist yet. Do not implement the change. Call finish when done.",
-        "implement" => "Role: implement the change so that the tests written first pass, following the plan. Do not modify those tests. Keep to the plan's touchpoints. Call finish when done.",
-        "repair" => "Role: the gates failed on your change. Fix the cause shown in the logs, keeping to the plan. Do not weaken or delete tests. Call finish when done.",
-        _ => "Role: check a deliverable against its source. Pass only if it is faithful, complete and checkable; otherwise revise with concrete objections. Call submit_verdict.",
+        "spec" => {
+            "Role: write the specification for the issue: a short summary, objectives, non-goals and checkable acceptance criteria. Call submit_spec."
+        }
+        "design" => {
+            "Role: design the change that satisfies the spec: the approach and the components it touches. You may read the repository. Call submit_design."
+        }
+        "plan" => {
+            "Role: plan the change from the design: ordered steps, the touchpoints (paths or globs; anything else is out of scope and will be refused), the tests, and the rollback. Call submit_plan."
+        }
+        "review" => {
+            "Role: review the diff against the spec as a careful senior engineer. Approve only if it does what the spec asks and nothing else. Call submit_review."
+        }
+        "split" => {
+            "Role: split the epic into independent child issues, each deliverable in one pull request with its own acceptance. Call submit_children."
+        }
+        "tests" => {
+            "Role: write failing tests first. Add tests that check the acceptance criteria and FAIL on the current code because the change does not exist yet. Do not implement the change. Call finish when done."
+        }
+        "implement" => {
+            "Role: implement the change so that the tests written first pass, following the plan. Do not modify those tests. Keep to the plan's touchpoints. Call finish when done."
+        }
+        "repair" => {
+            "Role: the gates failed on your change. Fix the cause shown in the logs, keeping to the plan. Do not weaken or delete tests. Call finish when done."
+        }
+        _ => {
+            "Role: check a deliverable against its source. Pass only if it is faithful, complete and checkable; otherwise revise with concrete objections. Call submit_verdict."
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::records::{Review, VerifyRecord};
 use crate::run_dir::sha256_hex;
 use crate::settings::env;
 
-pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
+pub fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     let base_config = config_at_base(context)?;
     let manifest = &context.run.manifest;
     let route = manifest.route;
@@ -33,11 +33,20 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         append(&summary_path, &markdown)?;
     }
     if let Some(output_path) = env::get(env::GITHUB_OUTPUT) {
-        append(&output_path, &format!("outcome={}\nrun-dir={}\n", evidence.outcome, context.run.path().display()))?;
+        append(
+            &output_path,
+            &format!(
+                "outcome={}\nrun-dir={}\n",
+                evidence.outcome,
+                context.run.path().display()
+            ),
+        )?;
     }
     context.record().note = Some(match route {
         _ if outcome != Outcome::Done => format!("outcome {outcome}; evidence written"),
-        crate::pipeline::Route::Epic => format!("{} child issue(s) ready to file", evidence.children.len()),
+        crate::pipeline::Route::Epic => {
+            format!("{} child issue(s) ready to file", evidence.children.len())
+        }
         _ => "local run: no pull request opened; evidence.md is its body".into(),
     });
     Ok(end)
@@ -50,9 +59,15 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
         let patch = context.patch()?;
         let verify: Option<VerifyRecord> = context.run.read_json("verify.json")?;
         let Some(verify) = verify else {
-            return Ok(PhaseEnd::Stop(Outcome::Failed, "verify never ran: a gate that did not run counts as failed".into()));
+            return Ok(PhaseEnd::Stop(
+                Outcome::Failed,
+                "verify never ran: a gate that did not run counts as failed".into(),
+            ));
         };
-        let current = context.run.sha256_of(PATCH).map_or_else(|| sha256_hex(b""), str::to_owned);
+        let current = context
+            .run
+            .sha256_of(PATCH)
+            .map_or_else(|| sha256_hex(b""), str::to_owned);
         if verify.patch_sha256 != current || sha256_hex(patch.as_bytes()) != current {
             return Ok(PhaseEnd::Stop(
                 Outcome::Rejected,
@@ -73,19 +88,33 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
             &crate::secrets::global(),
         );
         if !verdict.is_clean() {
-            return Ok(PhaseEnd::Stop(Outcome::Rejected, format!("policy violation: {}", verdict.summary())));
+            return Ok(PhaseEnd::Stop(
+                Outcome::Rejected,
+                format!("policy violation: {}", verdict.summary()),
+            ));
         }
         if config.gates.is_empty() {
-            return Ok(PhaseEnd::Stop(Outcome::Blocked, "the base commit's config defines no gates".into()));
+            return Ok(PhaseEnd::Stop(
+                Outcome::Blocked,
+                "the base commit's config defines no gates".into(),
+            ));
         }
         for gate in config.gates.iter().filter(|gate| gate.required) {
             match verify.gates.iter().find(|result| result.name == gate.name) {
                 Some(result) if result.passed => {}
-                Some(_) => return Ok(PhaseEnd::Stop(Outcome::Failed, format!("required gate `{}` failed", gate.name))),
+                Some(_) => {
+                    return Ok(PhaseEnd::Stop(
+                        Outcome::Failed,
+                        format!("required gate `{}` failed", gate.name),
+                    ));
+                }
                 None => {
                     return Ok(PhaseEnd::Stop(
                         Outcome::Failed,
-                        format!("required gate `{}` did not run; a gate that did not run counts as failed", gate.name),
+                        format!(
+                            "required gate `{}` did not run; a gate that did not run counts as failed",
+                            gate.name
+                        ),
                     ));
                 }
             }
@@ -93,16 +122,25 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
         if route.contains(PhaseName::Tests) {
             let tests: Option<crate::records::TestsRecord> = context.run.read_json("tests.json")?;
             if !tests.is_some_and(|tests| tests.red) {
-                return Ok(PhaseEnd::Stop(Outcome::Blocked, "the tests were never red on the base commit".into()));
+                return Ok(PhaseEnd::Stop(
+                    Outcome::Blocked,
+                    "the tests were never red on the base commit".into(),
+                ));
             }
             if verify.tests_intact == Some(false) {
-                return Ok(PhaseEnd::Stop(Outcome::Blocked, "the tests written first were changed after the tests phase".into()));
+                return Ok(PhaseEnd::Stop(
+                    Outcome::Blocked,
+                    "the tests written first were changed after the tests phase".into(),
+                ));
             }
         }
         if !verdict.needs_approval.is_empty() {
             return Ok(PhaseEnd::Stop(
                 Outcome::Blocked,
-                format!("changes to {} need `/baton approve`", verdict.needs_approval.join(", ")),
+                format!(
+                    "changes to {} need `/baton approve`",
+                    verdict.needs_approval.join(", ")
+                ),
             ));
         }
     }
@@ -110,12 +148,25 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
         let review: Option<Review> = context.run.read_json("review.json")?;
         match review {
             Some(review) if review.verdict == "approve" => {}
-            Some(_) => return Ok(PhaseEnd::Stop(Outcome::Blocked, "the review requested changes".into())),
-            None => return Ok(PhaseEnd::Stop(Outcome::Blocked, "the review did not finish".into())),
+            Some(_) => {
+                return Ok(PhaseEnd::Stop(
+                    Outcome::Blocked,
+                    "the review requested changes".into(),
+                ));
+            }
+            None => {
+                return Ok(PhaseEnd::Stop(
+                    Outcome::Blocked,
+                    "the review did not finish".into(),
+                ));
+            }
         }
     }
     if route.contains(PhaseName::Split) && context.run.read("children.json")?.is_none() {
-        return Ok(PhaseEnd::Stop(Outcome::Blocked, "the split did not finish".into()));
+        return Ok(PhaseEnd::Stop(
+            Outcome::Blocked,
+            "the split did not finish".into(),
+        ));
     }
     Ok(PhaseEnd::Stop(Outcome::Done, "done".into()))
 }
@@ -132,7 +183,9 @@ fn config_at_base(context: &Context<'_>) -> anyhow::Result<Config> {
     match context.source.read_at(base, relative)? {
         Some(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            Config::parse(&text).map_err(|issues| crate::config::config_error(&format!("{relative} at {base}"), &issues))
+            Config::parse(&text).map_err(|issues| {
+                crate::config::config_error(&format!("{relative} at {base}"), &issues)
+            })
         }
         None => Ok(Config::parse("").unwrap_or_default()),
     }
@@ -140,7 +193,10 @@ fn config_at_base(context: &Context<'_>) -> anyhow::Result<Config> {
 
 fn append(path: &str, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     writeln!(file, "{text}")?;
     Ok(())
 }

@@ -18,7 +18,11 @@ const LOG_TAIL_LINES: usize = 60;
 
 /// Runs the configured gates (or the named subset) in `tree`; returns each
 /// result with its full log.
-pub async fn run_gates(context: &Context<'_>, tree: &WorkTree, only: Option<&[String]>) -> anyhow::Result<Vec<(GateResult, String)>> {
+pub async fn run_gates(
+    context: &Context<'_>,
+    tree: &WorkTree,
+    only: Option<&[String]>,
+) -> anyhow::Result<Vec<(GateResult, String)>> {
     let environment = scrubbed_environment(&context.settings.key_variables);
     let mut results = Vec::new();
     let gates: Vec<&Gate> = context
@@ -28,7 +32,14 @@ pub async fn run_gates(context: &Context<'_>, tree: &WorkTree, only: Option<&[St
         .filter(|gate| only.is_none_or(|names| names.contains(&gate.name)))
         .collect();
     for gate in gates {
-        let output = command::run(&gate.run, tree.path(), Duration::from_secs(gate.timeout_s), GATE_LOG_LIMIT, &environment).await?;
+        let output = command::run(
+            &gate.run,
+            tree.path(),
+            Duration::from_secs(gate.timeout_s),
+            GATE_LOG_LIMIT,
+            &environment,
+        )
+        .await?;
         let passed = output.succeeded();
         progress::line(&format!(
             "    gate {:<12} {} ({:.1}s)",
@@ -62,14 +73,23 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     }
     let base = context.run.manifest.base_sha.clone();
     let patch = context.patch()?;
-    let patch_sha256 = context.run.sha256_of(PATCH).map_or_else(|| sha256_hex(b""), str::to_owned);
+    let patch_sha256 = context
+        .run
+        .sha256_of(PATCH)
+        .map_or_else(|| sha256_hex(b""), str::to_owned);
     let tree = context.source.work_tree(&base, &patch)?;
     let results = run_gates(context, &tree, None).await?;
     for (gate, log) in &results {
-        context.run.write_json(&format!("gates/{}.json", gate.name), gate)?;
-        context.run.write_text(&format!("gates/{}.log", gate.name), log)?;
+        context
+            .run
+            .write_json(&format!("gates/{}.json", gate.name), gate)?;
+        context
+            .run
+            .write_text(&format!("gates/{}.log", gate.name), log)?;
     }
-    let passed = results.iter().all(|(gate, _)| !gate.required || gate.passed);
+    let passed = results
+        .iter()
+        .all(|(gate, _)| !gate.required || gate.passed);
 
     let tests: Option<TestsRecord> = context.run.read_json("tests.json")?;
     let tests_intact = tests.map(|tests| {
@@ -91,7 +111,7 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         failed_gates: failed.iter().map(|(name, _)| (*name).to_owned()).collect(),
         signature,
     });
-    record.patch_sha256 = patch_sha256.clone();
+    record.patch_sha256.clone_from(&patch_sha256);
     record.passed = passed;
     record.gates = results.into_iter().map(|(gate, _)| gate).collect();
     record.tests_intact = tests_intact;
@@ -104,9 +124,17 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         phase.note = Some("all required gates passed".into());
         return Ok(PhaseEnd::Continue);
     }
-    let failed_names: Vec<String> = record.rounds.last().map(|round| round.failed_gates.clone()).unwrap_or_default();
+    let failed_names: Vec<String> = record
+        .rounds
+        .last()
+        .map(|round| round.failed_gates.clone())
+        .unwrap_or_default();
     phase.note = Some(format!("failed: {}", failed_names.join(", ")));
-    let signatures: Vec<String> = record.rounds.iter().filter_map(|round| round.signature.clone()).collect();
+    let signatures: Vec<String> = record
+        .rounds
+        .iter()
+        .filter_map(|round| round.signature.clone())
+        .collect();
     let consecutive: Vec<String> = record
         .rounds
         .iter()
@@ -121,9 +149,16 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     let repairs_done = context.run.manifest.count(PhaseName::Repair);
     let max_repairs = context.run.manifest.budget.limits.max_repairs;
     let route_repairs = context.run.manifest.route.contains(PhaseName::Repair);
-    let stop = if route_repairs { pipeline::repair_stop(repairs_done, max_repairs, &consecutive) } else { Some("gates failed".into()) };
+    let stop = if route_repairs {
+        pipeline::repair_stop(repairs_done, max_repairs, &consecutive)
+    } else {
+        Some("gates failed".into())
+    };
     Ok(match stop {
-        Some(reason) => PhaseEnd::Stop(Outcome::Failed, format!("{reason}; failing: {}", failed_names.join(", "))),
+        Some(reason) => PhaseEnd::Stop(
+            Outcome::Failed,
+            format!("{reason}; failing: {}", failed_names.join(", ")),
+        ),
         None => PhaseEnd::Continue,
     })
 }
@@ -132,12 +167,16 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
 pub fn failing_logs(context: &Context<'_>, verify: &VerifyRecord) -> anyhow::Result<String> {
     let mut text = String::new();
     for gate in verify.gates.iter().filter(|gate| !gate.passed) {
-        let log = context.run.read_text(&format!("gates/{}.log", gate.name))?.unwrap_or_else(|| gate.log_tail.clone());
+        let log = context
+            .run
+            .read_text(&format!("gates/{}.log", gate.name))?
+            .unwrap_or_else(|| gate.log_tail.clone());
         text.push_str(&format!(
             "## gate `{}`: `{}` (exit {})\n\n```\n{}\n```\n\n",
             gate.name,
             gate.command,
-            gate.exit_code.map_or("none".into(), |code| code.to_string()),
+            gate.exit_code
+                .map_or("none".into(), |code| code.to_string()),
             command::tail(&log, 80)
         ));
     }

@@ -18,15 +18,21 @@ use crate::records::{AgentSummary, RepairRecord, RepairRound, TestsRecord, Verif
 use crate::run_dir::sha256_hex;
 
 fn finish_tool() -> ToolSpec {
-    tools::agent_specs().into_iter().find(|tool| tool.name == FINISH).unwrap_or_else(|| ToolSpec {
-        name: FINISH.into(),
-        description: "End the phase.".into(),
-        input_schema: serde_json::json!({"type": "object"}),
-    })
+    tools::agent_specs()
+        .into_iter()
+        .find(|tool| tool.name == FINISH)
+        .unwrap_or_else(|| ToolSpec {
+            name: FINISH.into(),
+            description: "End the phase.".into(),
+            input_schema: serde_json::json!({"type": "object"}),
+        })
 }
 
 fn working_tools() -> Vec<ToolSpec> {
-    tools::agent_specs().into_iter().filter(|tool| tool.name != FINISH).collect()
+    tools::agent_specs()
+        .into_iter()
+        .filter(|tool| tool.name != FINISH)
+        .collect()
 }
 
 enum AgentRun {
@@ -71,14 +77,19 @@ async fn agent_session(
     };
     let mut observer = context.observer(phase.as_str(), attempt, &model);
     Ok(match agent::run_session(spec, &mut observer).await {
-        Ok(SessionEnd::Submitted(value)) => {
-            AgentRun::Finished(value.get("summary").and_then(Value::as_str).unwrap_or("").to_owned())
-        }
+        Ok(SessionEnd::Submitted(value)) => AgentRun::Finished(
+            value
+                .get("summary")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        ),
         Err(SessionError::Budget(reason)) => AgentRun::Stop(Outcome::BudgetExceeded, reason),
         Err(SessionError::Provider(error)) => AgentRun::Stop(Outcome::Blocked, error.to_string()),
-        Err(SessionError::TurnLimit(turns)) => {
-            AgentRun::Stop(Outcome::Blocked, format!("{phase} did not finish within {turns} turns (phases.{phase}.max_turns)"))
-        }
+        Err(SessionError::TurnLimit(turns)) => AgentRun::Stop(
+            Outcome::Blocked,
+            format!("{phase} did not finish within {turns} turns (phases.{phase}.max_turns)"),
+        ),
         Err(SessionError::Other(error)) => return Err(error),
     })
 }
@@ -88,15 +99,24 @@ async fn agent_session(
 fn task_brief(context: &Context<'_>) -> anyhow::Result<String> {
     let mut brief = String::new();
     match context.run.read_text("spec.md")? {
-        Some(spec) => brief.push_str(&format!("# The spec\n\n{}\n\n", prompts::cap(&spec, 12_000))),
+        Some(spec) => brief.push_str(&format!(
+            "# The spec\n\n{}\n\n",
+            prompts::cap(&spec, 12_000)
+        )),
         None => {
             if let Some(ticket) = context.run.read_json("ticket.json")? {
-                brief.push_str(&format!("# The issue\n\n{}\n\n", prompts::untrusted_ticket(&ticket)));
+                brief.push_str(&format!(
+                    "# The issue\n\n{}\n\n",
+                    prompts::untrusted_ticket(&ticket)
+                ));
             }
         }
     }
     if let Some(plan) = context.run.read_text("plan.md")? {
-        brief.push_str(&format!("# The plan\n\n{}\n\n", prompts::cap(&plan, 12_000)));
+        brief.push_str(&format!(
+            "# The plan\n\n{}\n\n",
+            prompts::cap(&plan, 12_000)
+        ));
     }
     Ok(brief)
 }
@@ -111,8 +131,12 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     for attempt in 1..=attempts {
         context.record().attempts = attempt;
         let tree = context.source.work_tree(&base, "")?;
-        let prompt = format!("{brief}Write the tests now.{}", prompts::objections_section(&objections));
-        let summary = match agent_session(context, PhaseName::Tests, attempt, &tree, prompt).await? {
+        let prompt = format!(
+            "{brief}Write the tests now.{}",
+            prompts::objections_section(&objections)
+        );
+        let summary = match agent_session(context, PhaseName::Tests, attempt, &tree, prompt).await?
+        {
             AgentRun::Finished(summary) => summary,
             AgentRun::Stop(outcome, reason) => return Ok(PhaseEnd::Stop(outcome, reason)),
         };
@@ -161,7 +185,9 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     }
     Ok(PhaseEnd::Stop(
         Outcome::Blocked,
-        format!("tests: the new tests never failed on the base commit in {attempts} attempt(s); tests that pass before the change prove nothing"),
+        format!(
+            "tests: the new tests never failed on the base commit in {attempts} attempt(s); tests that pass before the change prove nothing"
+        ),
     ))
 }
 
@@ -172,7 +198,11 @@ pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     let tree = context.source.work_tree(&base, &patch)?;
     let mut prompt = task_brief(context)?;
     if let Some(tests) = context.run.read_json::<TestsRecord>("tests.json")? {
-        let files: Vec<String> = tests.files.iter().map(|(path, _)| format!("`{path}`")).collect();
+        let files: Vec<String> = tests
+            .files
+            .iter()
+            .map(|(path, _)| format!("`{path}`"))
+            .collect();
         prompt.push_str(&format!(
             "# Tests written first\n\nThese files already hold failing tests; make them pass and do not change them: {}\n\n",
             files.join(", ")
@@ -218,22 +248,42 @@ pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         AgentRun::Finished(summary) => summary,
         AgentRun::Stop(outcome, reason) => return Ok(PhaseEnd::Stop(outcome, reason)),
     };
-    let failed_gates: Vec<String> =
-        verify.gates.iter().filter(|gate| gate.required && !gate.passed).map(|gate| gate.name.clone()).collect();
-    let signature = verify.rounds.last().and_then(|last| last.signature.clone()).unwrap_or_default();
-    history.rounds.push(RepairRound { round, failed_gates, signature, summary: summary.clone() });
+    let failed_gates: Vec<String> = verify
+        .gates
+        .iter()
+        .filter(|gate| gate.required && !gate.passed)
+        .map(|gate| gate.name.clone())
+        .collect();
+    let signature = verify
+        .rounds
+        .last()
+        .and_then(|last| last.signature.clone())
+        .unwrap_or_default();
+    history.rounds.push(RepairRound {
+        round,
+        failed_gates,
+        signature,
+        summary: summary.clone(),
+    });
     context.run.write_json("repair.json", &history)?;
     context.record().note = Some(format!("repair {round}"));
     save_agent_result(context, &tree, &format!("repair-{round}.json"), summary)
 }
 
-fn save_agent_result(context: &mut Context<'_>, tree: &WorkTree, artifact: &str, summary: String) -> anyhow::Result<PhaseEnd> {
+fn save_agent_result(
+    context: &mut Context<'_>,
+    tree: &WorkTree,
+    artifact: &str,
+    summary: String,
+) -> anyhow::Result<PhaseEnd> {
     let patch = tree.diff()?;
     let stop = policy_stop(context, &patch)?;
     // Written even when rejected (redacted on the way), so the evidence shows
     // what was refused; publish refuses it again on its own.
     context.run.write_text(PATCH, &patch)?;
-    context.run.write_json(artifact, &AgentSummary { summary })?;
+    context
+        .run
+        .write_json(artifact, &AgentSummary { summary })?;
     Ok(match stop {
         Some(reason) => PhaseEnd::Stop(Outcome::Rejected, reason),
         None => PhaseEnd::Continue,

@@ -64,7 +64,10 @@ mod tests {
 
     #[test]
     fn cost_from_price_per_million_tokens() {
-        let price = Price { input_per_mtok: 3.0, output_per_mtok: 15.0 };
+        let price = Price {
+            input_per_mtok: 3.0,
+            output_per_mtok: 15.0,
+        };
         let cost = cost_usd(Some(price), 1_000_000, 100_000);
         assert!((cost - 4.5).abs() < 1e-9);
         assert!(cost_usd(None, 10, 10).abs() < f64::EPSILON);
@@ -72,13 +75,40 @@ mod tests {
 
     #[test]
     fn each_limit_is_named() {
-        let limits = Budget { max_tokens: 100, max_cost_usd: 1.0, max_wall_minutes: 1.0, ..Budget::default() };
-        let tokens = Spend { tokens_in: 60, tokens_out: 40, ..Spend::default() };
-        assert!(exceeded(&limits, &tokens).unwrap().contains("budget.max_tokens"));
-        let cost = Spend { cost_usd: 1.5, ..Spend::default() };
-        assert!(exceeded(&limits, &cost).unwrap().contains("budget.max_cost_usd"));
-        let wall = Spend { wall_s: 61.0, ..Spend::default() };
-        assert!(exceeded(&limits, &wall).unwrap().contains("budget.max_wall_minutes"));
+        let limits = Budget {
+            max_tokens: 100,
+            max_cost_usd: 1.0,
+            max_wall_minutes: 1.0,
+            ..Budget::default()
+        };
+        let tokens = Spend {
+            tokens_in: 60,
+            tokens_out: 40,
+            ..Spend::default()
+        };
+        assert!(
+            exceeded(&limits, &tokens)
+                .unwrap()
+                .contains("budget.max_tokens")
+        );
+        let cost = Spend {
+            cost_usd: 1.5,
+            ..Spend::default()
+        };
+        assert!(
+            exceeded(&limits, &cost)
+                .unwrap()
+                .contains("budget.max_cost_usd")
+        );
+        let wall = Spend {
+            wall_s: 61.0,
+            ..Spend::default()
+        };
+        assert!(
+            exceeded(&limits, &wall)
+                .unwrap()
+                .contains("budget.max_wall_minutes")
+        );
         assert!(exceeded(&limits, &Spend::default()).is_none());
     }
 }

@@ -44,7 +44,9 @@ impl Route {
             Self::Feature => &[
                 Intake, Spec, Design, Plan, Tests, Implement, Verify, Repair, Review, Publish,
             ],
-            Self::Hotfix => &[Intake, Spec, Tests, Implement, Verify, Repair, Review, Publish],
+            Self::Hotfix => &[
+                Intake, Spec, Tests, Implement, Verify, Repair, Review, Publish,
+            ],
             Self::Chore => &[Intake, Plan, Implement, Verify, Repair, Review, Publish],
             Self::Epic => &[Intake, Spec, Design, Split, Publish],
         }
@@ -104,8 +106,17 @@ impl PhaseName {
     ];
 
     pub const ALL_NAMES: &'static [&'static str] = &[
-        "intake", "spec", "design", "plan", "tests", "implement", "verify", "repair", "review",
-        "split", "publish",
+        "intake",
+        "spec",
+        "design",
+        "plan",
+        "tests",
+        "implement",
+        "verify",
+        "repair",
+        "review",
+        "split",
+        "publish",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,7 +135,10 @@ impl PhaseName {
 
     /// Phases whose deliverable goes through the validator loop.
     pub fn is_validated(self) -> bool {
-        matches!(self, Self::Spec | Self::Design | Self::Plan | Self::Review | Self::Split)
+        matches!(
+            self,
+            Self::Spec | Self::Design | Self::Plan | Self::Review | Self::Split
+        )
     }
 }
 
@@ -138,9 +152,15 @@ impl FromStr for PhaseName {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|phase| phase.as_str() == text).ok_or_else(|| {
-            format!("unknown phase `{text}`; use one of: {}", Self::ALL_NAMES.join(" "))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|phase| phase.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown phase `{text}`; use one of: {}",
+                    Self::ALL_NAMES.join(" ")
+                )
+            })
     }
 }
 
@@ -205,14 +225,21 @@ pub fn decide(manifest: &Manifest, phase: PhaseName, patch_sha256: Option<&str>)
         return PhaseDecision::Ended(manifest.outcome);
     }
     let finished = |name: PhaseName| {
-        manifest.phases.iter().any(|record| record.name == name && record.status == PhaseStatus::Done)
+        manifest
+            .phases
+            .iter()
+            .any(|record| record.name == name && record.status == PhaseStatus::Done)
     };
     match phase {
         PhaseName::Verify => {
             if let Some(missing) = first_unfinished_before(manifest, phase, finished) {
                 return PhaseDecision::NotReady(missing);
             }
-            let last_verify = manifest.phases.iter().rev().find(|record| record.name == PhaseName::Verify);
+            let last_verify = manifest
+                .phases
+                .iter()
+                .rev()
+                .find(|record| record.name == PhaseName::Verify);
             match last_verify {
                 Some(record)
                     if record.status == PhaseStatus::Done
@@ -224,7 +251,11 @@ pub fn decide(manifest: &Manifest, phase: PhaseName, patch_sha256: Option<&str>)
             }
         }
         PhaseName::Repair => {
-            let last_verify = manifest.phases.iter().rev().find(|record| record.name == PhaseName::Verify);
+            let last_verify = manifest
+                .phases
+                .iter()
+                .rev()
+                .find(|record| record.name == PhaseName::Verify);
             let Some(last_verify) = last_verify else {
                 return PhaseDecision::NotReady("verify has not run yet".into());
             };
@@ -249,9 +280,13 @@ pub fn decide(manifest: &Manifest, phase: PhaseName, patch_sha256: Option<&str>)
                 return PhaseDecision::NotReady(missing);
             }
             if phase == PhaseName::Review || phase == PhaseName::Split {
-                let last_verify =
-                    manifest.phases.iter().rev().find(|record| record.name == PhaseName::Verify);
-                if route.contains(PhaseName::Verify) && last_verify.and_then(|r| r.passed) != Some(true)
+                let last_verify = manifest
+                    .phases
+                    .iter()
+                    .rev()
+                    .find(|record| record.name == PhaseName::Verify);
+                if route.contains(PhaseName::Verify)
+                    && last_verify.and_then(|r| r.passed) != Some(true)
                 {
                     return PhaseDecision::NotReady("verify has not passed yet".into());
                 }
@@ -291,7 +326,10 @@ pub fn next_phase(manifest: &Manifest) -> Option<PhaseName> {
         current => {
             let phases = route.phases();
             let position = phases.iter().position(|phase| *phase == current)?;
-            phases[position + 1..].iter().copied().find(|phase| *phase != PhaseName::Repair)
+            phases[position + 1..]
+                .iter()
+                .copied()
+                .find(|phase| *phase != PhaseName::Repair)
         }
     }
 }
@@ -306,7 +344,9 @@ pub fn repair_stop(repairs_done: u32, max_repairs: u32, signatures: &[String]) -
         );
     }
     if repairs_done >= max_repairs {
-        return Some(format!("gates still red after {repairs_done} repair(s) (budget.max_repairs = {max_repairs})"));
+        return Some(format!(
+            "gates still red after {repairs_done} repair(s) (budget.max_repairs = {max_repairs})"
+        ));
     }
     None
 }
@@ -331,10 +371,12 @@ pub fn failure_signature(failures: &[(&str, &str)]) -> String {
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 /// Route from labels through `[triggers].routes`; the first label that maps wins.
@@ -342,7 +384,9 @@ pub fn route_from_labels(
     labels: &[String],
     routes: &std::collections::BTreeMap<String, Route>,
 ) -> Option<(Route, String)> {
-    labels.iter().find_map(|label| routes.get(label).map(|route| (*route, label.clone())))
+    labels
+        .iter()
+        .find_map(|label| routes.get(label).map(|route| (*route, label.clone())))
 }
 
 #[cfg(test)]
@@ -364,21 +408,62 @@ mod tests {
 
     #[test]
     fn routes_have_the_spec_order() {
-        let names = |route: Route| route.phases().iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" ");
-        assert_eq!(names(Route::Feature), "intake spec design plan tests implement verify repair review publish");
-        assert_eq!(names(Route::Hotfix), "intake spec tests implement verify repair review publish");
-        assert_eq!(names(Route::Chore), "intake plan implement verify repair review publish");
+        let names = |route: Route| {
+            route
+                .phases()
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            names(Route::Feature),
+            "intake spec design plan tests implement verify repair review publish"
+        );
+        assert_eq!(
+            names(Route::Hotfix),
+            "intake spec tests implement verify repair review publish"
+        );
+        assert_eq!(
+            names(Route::Chore),
+            "intake plan implement verify repair review publish"
+        );
         assert_eq!(names(Route::Epic), "intake spec design split publish");
     }
 
     #[test]
     fn next_phase_loops_verify_and_repair() {
         use PhaseName::*;
-        let m = manifest(Route::Chore, &[(Intake, None), (Plan, None), (Implement, None), (Verify, Some(false))]);
+        let m = manifest(
+            Route::Chore,
+            &[
+                (Intake, None),
+                (Plan, None),
+                (Implement, None),
+                (Verify, Some(false)),
+            ],
+        );
         assert_eq!(next_phase(&m), Some(Repair));
-        let m = manifest(Route::Chore, &[(Intake, None), (Plan, None), (Implement, None), (Verify, Some(false)), (Repair, None)]);
+        let m = manifest(
+            Route::Chore,
+            &[
+                (Intake, None),
+                (Plan, None),
+                (Implement, None),
+                (Verify, Some(false)),
+                (Repair, None),
+            ],
+        );
         assert_eq!(next_phase(&m), Some(Verify));
-        let m = manifest(Route::Chore, &[(Intake, None), (Plan, None), (Implement, None), (Verify, Some(true))]);
+        let m = manifest(
+            Route::Chore,
+            &[
+                (Intake, None),
+                (Plan, None),
+                (Implement, None),
+                (Verify, Some(true)),
+            ],
+        );
         assert_eq!(next_phase(&m), Some(Review));
         let m = manifest(Route::Epic, &[(Intake, None), (Spec, None), (Design, None)]);
         assert_eq!(next_phase(&m), Some(Split));
@@ -390,9 +475,23 @@ mod tests {
         let m = manifest(Route::Chore, &[(Intake, None), (Plan, None)]);
         assert_eq!(decide(&m, Plan, None), PhaseDecision::AlreadyDone);
         assert!(matches!(decide(&m, Spec, None), PhaseDecision::Skip(_)));
-        assert!(matches!(decide(&m, Verify, Some("x")), PhaseDecision::NotReady(_)));
-        let m = manifest(Route::Chore, &[(Intake, None), (Plan, None), (Implement, None), (Verify, Some(true))]);
-        assert_eq!(decide(&m, Verify, Some("patch-1")), PhaseDecision::AlreadyDone);
+        assert!(matches!(
+            decide(&m, Verify, Some("x")),
+            PhaseDecision::NotReady(_)
+        ));
+        let m = manifest(
+            Route::Chore,
+            &[
+                (Intake, None),
+                (Plan, None),
+                (Implement, None),
+                (Verify, Some(true)),
+            ],
+        );
+        assert_eq!(
+            decide(&m, Verify, Some("patch-1")),
+            PhaseDecision::AlreadyDone
+        );
         assert_eq!(decide(&m, Verify, Some("patch-2")), PhaseDecision::Run);
         assert!(matches!(decide(&m, Repair, None), PhaseDecision::Skip(_)));
         assert_eq!(decide(&m, Review, None), PhaseDecision::Run);
@@ -401,14 +500,28 @@ mod tests {
     #[test]
     fn repair_stops_on_budget_or_repeated_signature() {
         assert!(repair_stop(0, 2, &["a".into()]).is_none());
-        assert!(repair_stop(2, 2, &["a".into(), "b".into(), "c".into()]).unwrap().contains("max_repairs"));
-        assert!(repair_stop(1, 2, &["a".into(), "a".into()]).unwrap().contains("twice"));
+        assert!(
+            repair_stop(2, 2, &["a".into(), "b".into(), "c".into()])
+                .unwrap()
+                .contains("max_repairs")
+        );
+        assert!(
+            repair_stop(1, 2, &["a".into(), "a".into()])
+                .unwrap()
+                .contains("twice")
+        );
     }
 
     #[test]
     fn signatures_ignore_digits() {
-        let first = failure_signature(&[("test", "test result: FAILED. 1 passed; 1 failed; finished in 0.12s")]);
-        let second = failure_signature(&[("test", "test result: FAILED. 1 passed; 1 failed; finished in 0.49s")]);
+        let first = failure_signature(&[(
+            "test",
+            "test result: FAILED. 1 passed; 1 failed; finished in 0.12s",
+        )]);
+        let second = failure_signature(&[(
+            "test",
+            "test result: FAILED. 1 passed; 1 failed; finished in 0.49s",
+        )]);
         let other = failure_signature(&[("build", "error[E0425]")]);
         assert_eq!(first, second);
         assert_ne!(first, other);

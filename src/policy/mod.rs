@@ -35,7 +35,12 @@ impl Verdict {
     pub fn summary(&self) -> String {
         self.violations
             .iter()
-            .map(|violation| format!("{} ({}: {})", violation.path, violation.rule, violation.detail))
+            .map(|violation| {
+                format!(
+                    "{} ({}: {})",
+                    violation.path, violation.rule, violation.detail
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -75,7 +80,11 @@ pub fn check(input: &PolicyInput<'_>, redactor: &Redactor) -> Verdict {
     });
     let mut violations = Vec::new();
     let mut push = |rule: &str, path: &str, detail: String| {
-        violations.push(Violation { rule: rule.into(), path: path.into(), detail });
+        violations.push(Violation {
+            rule: rule.into(),
+            path: path.into(),
+            detail,
+        });
     };
 
     for change in input.changes {
@@ -91,7 +100,11 @@ pub fn check(input: &PolicyInput<'_>, redactor: &Redactor) -> Verdict {
                 push("scope.allow", path, "matches no allowed glob".into());
             }
             if input.protected.iter().any(|protected| protected == path) {
-                push("protected", path, "baton's own configuration cannot be changed by a run".into());
+                push(
+                    "protected",
+                    path,
+                    "baton's own configuration cannot be changed by a run".into(),
+                );
             }
         }
         if let Some(touchpoints) = &touchpoints
@@ -99,21 +112,32 @@ pub fn check(input: &PolicyInput<'_>, redactor: &Redactor) -> Verdict {
         {
             verdict.outside_plan.push(change.path.clone());
             if input.scope.enforce_plan {
-                push("plan.touchpoints", &change.path, "changed outside the plan's touchpoints".into());
+                push(
+                    "plan.touchpoints",
+                    &change.path,
+                    "changed outside the plan's touchpoints".into(),
+                );
             }
         }
         if approval.is_match(&change.path) {
             verdict.needs_approval.push(change.path.clone());
         }
-        let mut rules: Vec<String> =
-            redactor.scan(&change.added_text).into_iter().map(|finding| finding.rule).collect();
+        let mut rules: Vec<String> = redactor
+            .scan(&change.added_text)
+            .into_iter()
+            .map(|finding| finding.rule)
+            .collect();
         if change.added_text.contains(REDACTION_MARKER) {
             rules.push("redacted secret".into());
         }
         rules.sort();
         rules.dedup();
         if !rules.is_empty() {
-            push("secret", &change.path, format!("added lines contain {}", rules.join(", ")));
+            push(
+                "secret",
+                &change.path,
+                format!("added lines contain {}", rules.join(", ")),
+            );
         }
     }
 
@@ -122,15 +146,25 @@ pub fn check(input: &PolicyInput<'_>, redactor: &Redactor) -> Verdict {
         push(
             "budget.max_changed_files",
             "*",
-            format!("{changed} files changed, limit {}", input.budget.max_changed_files),
+            format!(
+                "{changed} files changed, limit {}",
+                input.budget.max_changed_files
+            ),
         );
     }
-    let lines: usize = input.changes.iter().map(|change| change.added + change.removed).sum();
+    let lines: usize = input
+        .changes
+        .iter()
+        .map(|change| change.added + change.removed)
+        .sum();
     if lines > input.budget.max_diff_lines {
         push(
             "budget.max_diff_lines",
             "*",
-            format!("{lines} lines changed, limit {}", input.budget.max_diff_lines),
+            format!(
+                "{lines} lines changed, limit {}",
+                input.budget.max_diff_lines
+            ),
         );
     }
     verdict.violations = violations;
@@ -138,7 +172,10 @@ pub fn check(input: &PolicyInput<'_>, redactor: &Redactor) -> Verdict {
 }
 
 fn build_glob(pattern: &str) -> Option<Glob> {
-    GlobBuilder::new(pattern).literal_separator(true).build().ok()
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .ok()
 }
 
 /// Invalid globs are rejected by `baton config check`; here they match nothing.
@@ -154,7 +191,11 @@ fn glob_set(patterns: &[String]) -> GlobSet {
 
 fn first_match<'a>(set: &GlobSet, patterns: &'a [String], path: &str) -> Option<&'a str> {
     let index = set.matches(path).into_iter().next()?;
-    patterns.iter().filter(|pattern| build_glob(pattern).is_some()).nth(index).map(String::as_str)
+    patterns
+        .iter()
+        .filter(|pattern| build_glob(pattern).is_some())
+        .nth(index)
+        .map(String::as_str)
 }
 
 #[cfg(test)]
@@ -171,23 +212,48 @@ mod tests {
     }
 
     fn verdict(changes: &[FileChange], touchpoints: Option<&[String]>) -> Verdict {
-        let scope = Scope { approval: vec!["migrations/**".into()], ..Scope::default() };
-        let budget = Budget { max_changed_files: 3, max_diff_lines: 10, ..Budget::default() };
+        let scope = Scope {
+            approval: vec!["migrations/**".into()],
+            ..Scope::default()
+        };
+        let budget = Budget {
+            max_changed_files: 3,
+            max_diff_lines: 10,
+            ..Budget::default()
+        };
         let protected = vec!["baton.toml".to_owned()];
         check(
-            &PolicyInput { scope: &scope, budget: &budget, changes, touchpoints, protected: &protected },
+            &PolicyInput {
+                scope: &scope,
+                budget: &budget,
+                changes,
+                touchpoints,
+                protected: &protected,
+            },
             &Redactor::new([("DEPLOY_TOKEN".to_owned(), "tok-1234567890".to_owned())]),
         )
     }
 
     #[test]
     fn denied_paths_are_named_with_their_glob() {
-        let result = verdict(&[change(".github/workflows/ci.yml", "x\n"), change("app/.env.local", "A=1\n")], None);
-        let rules: Vec<(&str, &str)> =
-            result.violations.iter().map(|v| (v.path.as_str(), v.detail.as_str())).collect();
+        let result = verdict(
+            &[
+                change(".github/workflows/ci.yml", "x\n"),
+                change("app/.env.local", "A=1\n"),
+            ],
+            None,
+        );
+        let rules: Vec<(&str, &str)> = result
+            .violations
+            .iter()
+            .map(|v| (v.path.as_str(), v.detail.as_str()))
+            .collect();
         assert_eq!(
             rules,
-            vec![(".github/workflows/ci.yml", "matches `.github/**`"), ("app/.env.local", "matches `**/.env*`")]
+            vec![
+                (".github/workflows/ci.yml", "matches `.github/**`"),
+                ("app/.env.local", "matches `**/.env*`")
+            ]
         );
     }
 
@@ -228,7 +294,10 @@ mod tests {
             ],
             Some(&touchpoints),
         );
-        assert_eq!(result.outside_plan, vec!["README.md", "migrations/001.sql", "baton.toml"]);
+        assert_eq!(
+            result.outside_plan,
+            vec!["README.md", "migrations/001.sql", "baton.toml"]
+        );
         assert_eq!(result.needs_approval, vec!["migrations/001.sql"]);
         let rules: Vec<&str> = result.violations.iter().map(|v| v.rule.as_str()).collect();
         assert!(rules.contains(&"budget.max_changed_files"));

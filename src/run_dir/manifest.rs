@@ -113,7 +113,13 @@ impl PhaseRecord {
         self.tokens_in += spend.tokens_in;
         self.tokens_out += spend.tokens_out;
         self.cost_usd += spend.cost_usd;
-        self.by_model.entry(model.to_owned()).or_default().add(&Spend { wall_s: 0.0, ..*spend });
+        self.by_model
+            .entry(model.to_owned())
+            .or_default()
+            .add(&Spend {
+                wall_s: 0.0,
+                ..*spend
+            });
     }
 }
 
@@ -136,7 +142,10 @@ impl Manifest {
     }
 
     pub fn count(&self, name: PhaseName) -> u32 {
-        self.phases.iter().filter(|record| record.name == name && record.status == PhaseStatus::Done).count() as u32
+        self.phases
+            .iter()
+            .filter(|record| record.name == name && record.status == PhaseStatus::Done)
+            .count() as u32
     }
 
     #[cfg(test)]
@@ -145,14 +154,21 @@ impl Manifest {
             schema: SCHEMA.into(),
             run_id: "run-test".into(),
             repository: "local".into(),
-            issue: IssueRef { number: 1, title: "t".into(), url: String::new() },
+            issue: IssueRef {
+                number: 1,
+                title: "t".into(),
+                url: String::new(),
+            },
             base_sha: "0".repeat(40),
             branch: "baton/issue-1".into(),
             route,
             route_reason: "test".into(),
             created_at: crate::clock::now_rfc3339(),
             phases: Vec::new(),
-            budget: BudgetState { limits: Budget::default(), spent: Spend::default() },
+            budget: BudgetState {
+                limits: Budget::default(),
+                spent: Spend::default(),
+            },
             outcome: Outcome::Running,
             reason: None,
             artifacts: BTreeMap::new(),

@@ -38,7 +38,10 @@ impl RunDir {
         }
         fs::create_dir_all(path)
             .with_context(|| format!("cannot create run directory {}", path.display()))?;
-        let mut run = Self { path: path.to_owned(), manifest };
+        let mut run = Self {
+            path: path.to_owned(),
+            manifest,
+        };
         run.save()?;
         Ok(run)
     }
@@ -54,7 +57,10 @@ impl RunDir {
             )
         })?;
         let manifest: Manifest = serde_json::from_str(&text).map_err(|error| {
-            bad_input!("{} is not a valid run manifest: {error}", manifest_path.display())
+            bad_input!(
+                "{} is not a valid run manifest: {error}",
+                manifest_path.display()
+            )
         })?;
         if manifest.schema != manifest::SCHEMA {
             return Err(bad_input!(
@@ -79,7 +85,10 @@ impl RunDir {
                 ));
             }
         }
-        Ok(Self { path: path.to_owned(), manifest })
+        Ok(Self {
+            path: path.to_owned(),
+            manifest,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -94,7 +103,9 @@ impl RunDir {
             Err(_) => bytes.to_vec(),
         };
         write_atomic(&self.path.join(relative), &safe)?;
-        self.manifest.artifacts.insert(relative.to_owned(), sha256_hex(&safe));
+        self.manifest
+            .artifacts
+            .insert(relative.to_owned(), sha256_hex(&safe));
         Ok(())
     }
 
@@ -121,8 +132,9 @@ impl RunDir {
     pub fn read_text(&self, relative: &str) -> anyhow::Result<Option<String>> {
         self.read(relative)?
             .map(|bytes| {
-                String::from_utf8(bytes)
-                    .map_err(|_| bad_input!("{} is not UTF-8 text", self.path.join(relative).display()))
+                String::from_utf8(bytes).map_err(|_| {
+                    bad_input!("{} is not UTF-8 text", self.path.join(relative).display())
+                })
             })
             .transpose()
     }
@@ -131,7 +143,10 @@ impl RunDir {
         self.read(relative)?
             .map(|bytes| {
                 serde_json::from_slice(&bytes).map_err(|error| {
-                    bad_input!("{} is not what baton wrote: {error}", self.path.join(relative).display())
+                    bad_input!(
+                        "{} is not what baton wrote: {error}",
+                        self.path.join(relative).display()
+                    )
                 })
             })
             .transpose()
@@ -143,7 +158,9 @@ impl RunDir {
         bytes.extend_from_slice(crate::secrets::redact(line).as_bytes());
         bytes.push(b'\n');
         write_atomic(&self.path.join(relative), &bytes)?;
-        self.manifest.artifacts.insert(relative.to_owned(), sha256_hex(&bytes));
+        self.manifest
+            .artifacts
+            .insert(relative.to_owned(), sha256_hex(&bytes));
         Ok(())
     }
 
@@ -196,11 +213,17 @@ mod tests {
         fs::write(path.join("plan.md"), "# Plan, edited\n").unwrap();
         let error = RunDir::open(&path).err().unwrap();
         assert!(error.to_string().contains("plan.md"), "{error}");
-        assert_eq!(crate::error::classify(&error), crate::error::ExitStatus::BadInput);
+        assert_eq!(
+            crate::error::classify(&error),
+            crate::error::ExitStatus::BadInput
+        );
 
         fs::remove_file(path.join("plan.md")).unwrap();
         let error = RunDir::open(&path).err().unwrap();
-        assert!(error.to_string().contains("missing artifact plan.md"), "{error}");
+        assert!(
+            error.to_string().contains("missing artifact plan.md"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -8,13 +8,24 @@ fn an_unknown_key_is_an_error_naming_it() {
     context.script(&happy_script());
     let check = context.baton(&["config", "check"]);
     check.assert_code(2);
-    assert!(check.stderr().contains("budget.max_cost"), "{}", check.stderr());
-    assert!(check.stderr().contains("did you mean `max_cost_usd`"), "{}", check.stderr());
+    assert!(
+        check.stderr().contains("budget.max_cost"),
+        "{}",
+        check.stderr()
+    );
+    assert!(
+        check.stderr().contains("did you mean `max_cost_usd`"),
+        "{}",
+        check.stderr()
+    );
     assert!(check.stderr().contains("baton.toml"), "{}", check.stderr());
     let run = context.run_local();
     run.assert_code(2);
     assert!(run.stderr().contains("budget.max_cost"), "{}", run.stderr());
-    assert!(!context.run_dir.exists(), "a run was started on an invalid config");
+    assert!(
+        !context.run_dir.exists(),
+        "a run was started on an invalid config"
+    );
 }
 
 #[test]

@@ -7,7 +7,13 @@ use serde_json::Value;
 use crate::support::{BATON, read_json};
 
 fn baton(arguments: &[&str], cwd: &Path) -> std::process::Output {
-    std::process::Command::new(BATON).args(arguments).current_dir(cwd).env_remove("BATON_CONFIG").env_remove("BATON_RUN_DIR").output().unwrap()
+    std::process::Command::new(BATON)
+        .args(arguments)
+        .current_dir(cwd)
+        .env_remove("BATON_CONFIG")
+        .env_remove("BATON_RUN_DIR")
+        .output()
+        .unwrap()
 }
 
 /// Removes what differs between two honest runs: ids, clocks, durations.
@@ -16,7 +22,15 @@ fn normalized(mut value: Value) -> Value {
         match value {
             Value::Object(map) => {
                 for (key, field) in map.iter_mut() {
-                    if matches!(key.as_str(), "run_id" | "duration_s" | "wall_s" | "started_at" | "finished_at" | "created_at") {
+                    if matches!(
+                        key.as_str(),
+                        "run_id"
+                            | "duration_s"
+                            | "wall_s"
+                            | "started_at"
+                            | "finished_at"
+                            | "created_at"
+                    ) {
                         *field = Value::Null;
                     } else {
                         walk(field);
@@ -35,12 +49,18 @@ fn normalized(mut value: Value) -> Value {
 fn the_demo_ends_done_and_shows_every_mechanism_and_matches_a_phase_by_phase_run() {
     let directory = tempfile::tempdir().unwrap();
     let local = directory.path().join("local");
-    let output = baton(&["demo", "--dir", local.to_str().unwrap()], directory.path());
+    let output = baton(
+        &["demo", "--dir", local.to_str().unwrap()],
+        directory.path(),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("outcome: done"), "{stderr}");
     let evidence_path = local.join("run/evidence.md");
-    assert!(stderr.contains(&evidence_path.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&evidence_path.display().to_string()),
+        "{stderr}"
+    );
 
     let evidence = read_json(&local.join("run/evidence.json"));
     assert_eq!(evidence["outcome"], "done");
@@ -57,17 +77,47 @@ fn the_demo_ends_done_and_shows_every_mechanism_and_matches_a_phase_by_phase_run
     assert_eq!(evidence["tests_first"]["red"], true);
     assert_eq!(evidence["tests_first"]["green"], true);
     // One gate failed and a repair fixed it.
-    assert_eq!(evidence["repairs"][0]["failed_gates"], serde_json::json!(["test"]));
-    assert!(evidence["gates"].as_array().unwrap().iter().all(|gate| gate["status"] == "passed"));
+    assert_eq!(
+        evidence["repairs"][0]["failed_gates"],
+        serde_json::json!(["test"])
+    );
+    assert!(
+        evidence["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|gate| gate["status"] == "passed")
+    );
     // Tokens and cost per phase, summing to the totals.
     let by_phase = evidence["budget"]["by_phase"].as_object().unwrap();
-    for phase in ["intake", "spec", "design", "plan", "tests", "implement", "repair", "review"] {
-        assert!(by_phase[phase]["tokens_in"].as_u64().unwrap() > 0, "{phase}");
-        assert!(by_phase[phase]["cost_usd"].as_f64().unwrap() > 0.0, "{phase}");
+    for phase in [
+        "intake",
+        "spec",
+        "design",
+        "plan",
+        "tests",
+        "implement",
+        "repair",
+        "review",
+    ] {
+        assert!(
+            by_phase[phase]["tokens_in"].as_u64().unwrap() > 0,
+            "{phase}"
+        );
+        assert!(
+            by_phase[phase]["cost_usd"].as_f64().unwrap() > 0.0,
+            "{phase}"
+        );
     }
-    let tokens_in: u64 = by_phase.values().map(|phase| phase["tokens_in"].as_u64().unwrap()).sum();
+    let tokens_in: u64 = by_phase
+        .values()
+        .map(|phase| phase["tokens_in"].as_u64().unwrap())
+        .sum();
     assert_eq!(tokens_in, evidence["budget"]["tokens_in"].as_u64().unwrap());
-    let cost: f64 = by_phase.values().map(|phase| phase["cost_usd"].as_f64().unwrap()).sum();
+    let cost: f64 = by_phase
+        .values()
+        .map(|phase| phase["cost_usd"].as_f64().unwrap())
+        .sum();
     assert!((cost - evidence["budget"]["cost_usd"].as_f64().unwrap()).abs() < 1e-9);
 
     // The same run, one `baton phase` per job, the run directory copied
@@ -79,8 +129,15 @@ fn the_demo_ends_done_and_shows_every_mechanism_and_matches_a_phase_by_phase_run
         .map(|phase| phase["name"].as_str().unwrap().to_owned())
         .collect();
     let jobs = directory.path().join("jobs");
-    let prepared = baton(&["demo", "--dir", jobs.to_str().unwrap(), "--prepare-only"], directory.path());
-    assert!(prepared.status.success(), "{}", String::from_utf8_lossy(&prepared.stderr));
+    let prepared = baton(
+        &["demo", "--dir", jobs.to_str().unwrap(), "--prepare-only"],
+        directory.path(),
+    );
+    assert!(
+        prepared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&prepared.stderr)
+    );
     let project = jobs.join("project");
     let mut artifact = jobs.join("artifact-0");
     for (index, phase) in sequence.iter().enumerate() {
@@ -88,13 +145,24 @@ fn the_demo_ends_done_and_shows_every_mechanism_and_matches_a_phase_by_phase_run
         if index > 0 {
             copy_dir(&artifact, &job_dir);
         }
-        let mut arguments = vec!["phase", phase.as_str(), "--run-dir", job_dir.to_str().unwrap(), "--repo", project.to_str().unwrap()];
+        let mut arguments = vec![
+            "phase",
+            phase.as_str(),
+            "--run-dir",
+            job_dir.to_str().unwrap(),
+            "--repo",
+            project.to_str().unwrap(),
+        ];
         let issue = jobs.join("issue.md");
         if phase == "intake" {
             arguments.extend(["--issue-file", issue.to_str().unwrap()]);
         }
         let output = baton(&arguments, &project);
-        assert!(output.status.success(), "phase {phase}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "phase {phase}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         artifact = job_dir;
     }
     let phased = read_json(&artifact.join("evidence.json"));

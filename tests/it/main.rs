@@ -1,6 +1,12 @@
 //! One integration-test binary: the real `baton` binary on temporary git
 //! repositories, with a scripted model and no network.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::needless_pass_by_value,
+    reason = "test set-up panics on failure; helpers take owned JSON for brevity"
+)]
+
 mod support;
 
 mod config;

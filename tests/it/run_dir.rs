@@ -6,7 +6,16 @@ fn started(context: &TestContext) {
     context.script(&happy_script());
     let issue = context.issue.to_str().unwrap();
     let run_dir = context.run_dir.to_str().unwrap();
-    context.baton(&["phase", "intake", "--issue-file", issue, "--run-dir", run_dir]).assert_code(0);
+    context
+        .baton(&[
+            "phase",
+            "intake",
+            "--issue-file",
+            issue,
+            "--run-dir",
+            run_dir,
+        ])
+        .assert_code(0);
     context.phase("spec").assert_code(0);
 }
 
@@ -42,12 +51,22 @@ fn a_finished_phase_rerun_is_a_no_op_and_force_reruns_it() {
     let before = context.run_file("manifest.json");
     let run = context.phase("spec");
     run.assert_code(0);
-    assert!(run.stderr().contains("already finished"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("already finished"),
+        "{}",
+        run.stderr()
+    );
     assert_eq!(context.run_file("manifest.json"), before);
 
     let run_dir = context.run_dir.to_str().unwrap();
-    context.baton(&["phase", "spec", "--run-dir", run_dir, "--force"]).assert_code(0);
-    let specs = context.phase_names().iter().filter(|name| *name == "spec").count();
+    context
+        .baton(&["phase", "spec", "--run-dir", run_dir, "--force"])
+        .assert_code(0);
+    let specs = context
+        .phase_names()
+        .iter()
+        .filter(|name| *name == "spec")
+        .count();
     assert_eq!(specs, 2);
 }
 
@@ -57,17 +76,35 @@ fn phases_out_of_order_and_bad_usage_exit_two() {
     started(&context);
     let run = context.phase("implement");
     run.assert_code(2);
-    assert!(run.stderr().contains("design has not finished"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("design has not finished"),
+        "{}",
+        run.stderr()
+    );
     context.phase("teleport").assert_code(2);
-    context.baton(&["phase", "spec", "--run-dir", context.path().join("nothing").to_str().unwrap()]).assert_code(2);
-    context.baton(&["run", "--local", "--bogus-flag"]).assert_code(2);
+    context
+        .baton(&[
+            "phase",
+            "spec",
+            "--run-dir",
+            context.path().join("nothing").to_str().unwrap(),
+        ])
+        .assert_code(2);
+    context
+        .baton(&["run", "--local", "--bogus-flag"])
+        .assert_code(2);
 }
 
 #[test]
 fn status_reports_the_run_as_json_on_stdout() {
     let context = TestContext::new("");
     started(&context);
-    let run = context.baton(&["status", "--run-dir", context.run_dir.to_str().unwrap(), "--json"]);
+    let run = context.baton(&[
+        "status",
+        "--run-dir",
+        context.run_dir.to_str().unwrap(),
+        "--json",
+    ]);
     run.assert_code(0);
     let status: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(status["outcome"], "running");

@@ -15,7 +15,10 @@ fn paths_out_of_the_tree_are_refused_and_reported_to_the_model() {
     let mut script = happy_script();
     script["implement"] = agent(vec![
         vec![call("read_file", json!({"path": "../outside/private.txt"}))],
-        vec![call("read_file", json!({"path": outside.join("private.txt").to_str().unwrap()}))],
+        vec![call(
+            "read_file",
+            json!({"path": outside.join("private.txt").to_str().unwrap()}),
+        )],
         vec![call("read_file", json!({"path": "escape/private.txt"}))],
         vec![write("escape/planted.txt", "x")],
         vec![write("lib.sh", "greet() { echo \"hello, world\"; }\n")],
@@ -25,8 +28,15 @@ fn paths_out_of_the_tree_are_refused_and_reported_to_the_model() {
     let transcript = context.run_file("transcripts/implement-1.jsonl");
     assert!(transcript.contains("leaves the work tree"), "{transcript}");
     assert!(transcript.contains("is an absolute path"), "{transcript}");
-    assert_eq!(transcript.matches("resolves outside the work tree").count(), 2, "{transcript}");
-    assert!(!transcript.contains("outside the tree\""), "the outside file's content reached the model");
+    assert_eq!(
+        transcript.matches("resolves outside the work tree").count(),
+        2,
+        "{transcript}"
+    );
+    assert!(
+        !transcript.contains("outside the tree\""),
+        "the outside file's content reached the model"
+    );
     assert!(!outside.join("planted.txt").exists());
 }
 
@@ -34,7 +44,8 @@ fn paths_out_of_the_tree_are_refused_and_reported_to_the_model() {
 fn a_patch_touching_a_denied_path_is_rejected_naming_it() {
     let context = TestContext::new("");
     let mut script = happy_script();
-    script["plan"][0]["calls"][0]["arguments"]["touchpoints"] = json!(["lib.sh", "tests/", ".github/"]);
+    script["plan"][0]["calls"][0]["arguments"]["touchpoints"] =
+        json!(["lib.sh", "tests/", ".github/"]);
     script["implement"] = agent(vec![vec![
         write("lib.sh", "greet() { echo \"hello, world\"; }\n"),
         write(".github/workflows/release.yml", "on: push\n"),
@@ -42,10 +53,17 @@ fn a_patch_touching_a_denied_path_is_rejected_naming_it() {
     context.script(&script);
     let run = context.run_local();
     run.assert_code(1);
-    assert!(run.stderr().contains(".github/workflows/release.yml"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains(".github/workflows/release.yml"),
+        "{}",
+        run.stderr()
+    );
     let evidence = context.evidence();
     assert_eq!(evidence["outcome"], "rejected");
-    assert_eq!(evidence["scope"]["violations"][0]["path"], ".github/workflows/release.yml");
+    assert_eq!(
+        evidence["scope"]["violations"][0]["path"],
+        ".github/workflows/release.yml"
+    );
     assert_eq!(evidence["scope"]["violations"][0]["rule"], "scope.deny");
 }
 
@@ -71,8 +89,14 @@ fn planted_secrets_are_rejected_and_never_written_or_printed() {
     let context = TestContext::new("").env("DEPLOY_TOKEN", held);
     let mut script = happy_script();
     script["implement"] = agent(vec![
-        vec![write("lib.sh", &format!("greet() {{ echo \"hello, world\"; }}\nTOKEN={held}\nGH={pattern}\n"))],
-        vec![call("run", json!({"command": "cat lib.sh; echo \"env: $DEPLOY_TOKEN\""}))],
+        vec![write(
+            "lib.sh",
+            &format!("greet() {{ echo \"hello, world\"; }}\nTOKEN={held}\nGH={pattern}\n"),
+        )],
+        vec![call(
+            "run",
+            json!({"command": "cat lib.sh; echo \"env: $DEPLOY_TOKEN\""}),
+        )],
     ]);
     context.script(&script);
     let run = context.run_local();
@@ -83,14 +107,29 @@ fn planted_secrets_are_rejected_and_never_written_or_printed() {
     assert_eq!(violation["path"], "lib.sh");
     assert_eq!(violation["rule"], "secret");
     for (path, text) in all_files(&context.run_dir) {
-        assert!(!text.contains(held), "{} holds the secret value", path.display());
-        assert!(!text.contains(&pattern), "{} holds the planted token", path.display());
+        assert!(
+            !text.contains(held),
+            "{} holds the secret value",
+            path.display()
+        );
+        assert!(
+            !text.contains(&pattern),
+            "{} holds the planted token",
+            path.display()
+        );
     }
     for output in [run.stdout(), run.stderr()] {
-        assert!(!output.contains(held) && !output.contains(&pattern), "{output}");
+        assert!(
+            !output.contains(held) && !output.contains(&pattern),
+            "{output}"
+        );
     }
     // The agent's command ran without the variable, and said so.
-    assert!(context.run_file("transcripts/implement-1.jsonl").contains("env: \\n"));
+    assert!(
+        context
+            .run_file("transcripts/implement-1.jsonl")
+            .contains("env: \\n")
+    );
 }
 
 #[test]

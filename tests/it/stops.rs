@@ -21,12 +21,20 @@ fn validator_exhaustion_blocks_with_every_objection_carried_forward() {
     assert_eq!(manifest["phases"][1]["attempts"], 3);
     // The third attempt saw both earlier objections.
     let third = context.run_file("transcripts/spec-3.jsonl");
-    assert!(third.contains("objection-one") && third.contains("objection-two"), "{third}");
+    assert!(
+        third.contains("objection-one") && third.contains("objection-two"),
+        "{third}"
+    );
     let feedback = crate::support::read_json(&context.run_dir.join("feedback/spec.json"));
     assert_eq!(feedback["attempts"].as_array().unwrap().len(), 3);
     let evidence = context.evidence();
     assert_eq!(evidence["outcome"], "blocked");
-    assert!(evidence["needs_human"][0].as_str().unwrap().contains("validator"));
+    assert!(
+        evidence["needs_human"][0]
+            .as_str()
+            .unwrap()
+            .contains("validator")
+    );
     // Nothing after the spec ran, and publish finalised the run.
     assert_eq!(context.phase_names(), ["intake", "spec", "publish"]);
 }
@@ -42,20 +50,41 @@ fn tests_that_pass_on_base_are_not_red_and_never_green() {
     assert_eq!(evidence["outcome"], "blocked");
     assert_eq!(evidence["tests_first"]["red"], false);
     assert_eq!(evidence["tests_first"]["green"], false);
-    assert!(evidence["tests_first"]["note"].as_str().unwrap().contains("not counted green"));
+    assert!(
+        evidence["tests_first"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("not counted green")
+    );
     // The second attempt was told why the first was refused.
-    assert!(context.run_file("transcripts/tests-2.jsonl").contains("PASS on the base commit"));
+    assert!(
+        context
+            .run_file("transcripts/tests-2.jsonl")
+            .contains("PASS on the base commit")
+    );
     let markdown = context.run_file("evidence.md");
-    assert!(markdown.contains("red on the base commit: ❌ no"), "{markdown}");
+    assert!(
+        markdown.contains("red on the base commit: ❌ no"),
+        "{markdown}"
+    );
 }
 
 fn failing_repairs_context(max_repairs: u32) -> TestContext {
     let context = TestContext::new(&format!("[budget]\nmax_repairs = {max_repairs}\n"));
     let mut script = happy_script();
-    script["implement"] = agent(vec![vec![write("lib.sh", "greet() { echo \"hello world\"; }\n")]]);
+    script["implement"] = agent(vec![vec![write(
+        "lib.sh",
+        "greet() { echo \"hello world\"; }\n",
+    )]]);
     // Each repair fails differently, so only max_repairs can stop them.
-    script["repair#1"] = agent(vec![vec![write("lib.sh", "greet() { echo \"hello, wrld\"; }\n")]]);
-    script["repair#2"] = agent(vec![vec![write("lib.sh", "greet() { echo \"hello; world\"; }\n")]]);
+    script["repair#1"] = agent(vec![vec![write(
+        "lib.sh",
+        "greet() { echo \"hello, wrld\"; }\n",
+    )]]);
+    script["repair#2"] = agent(vec![vec![write(
+        "lib.sh",
+        "greet() { echo \"hello; world\"; }\n",
+    )]]);
     context.script(&script);
     context
 }
@@ -66,11 +95,28 @@ fn gates_still_red_after_max_repairs_fail_the_run_with_evidence() {
     context.run_local().assert_code(1);
     assert_eq!(
         context.phase_names(),
-        ["intake", "spec", "design", "plan", "tests", "implement", "verify", "repair", "verify", "repair", "verify", "publish"]
+        [
+            "intake",
+            "spec",
+            "design",
+            "plan",
+            "tests",
+            "implement",
+            "verify",
+            "repair",
+            "verify",
+            "repair",
+            "verify",
+            "publish"
+        ]
     );
     let evidence = context.evidence();
     assert_eq!(evidence["outcome"], "failed");
-    assert!(evidence["reason"].as_str().unwrap().contains("max_repairs"), "{}", evidence["reason"]);
+    assert!(
+        evidence["reason"].as_str().unwrap().contains("max_repairs"),
+        "{}",
+        evidence["reason"]
+    );
     assert_eq!(evidence["gates"][0]["status"], "failed");
     assert_eq!(evidence["tests_first"]["green"], false);
     assert_eq!(evidence["repairs"].as_array().unwrap().len(), 2);
@@ -78,21 +124,38 @@ fn gates_still_red_after_max_repairs_fail_the_run_with_evidence() {
     let second = context.run_file("transcripts/repair-2.jsonl");
     assert!(second.contains("repair 1 after test failed"), "{second}");
     assert!(second.contains("greet said: hello, wrld"), "{second}");
-    assert!(context.run_file("gates/test.log").contains("greet said: hello; world"));
+    assert!(
+        context
+            .run_file("gates/test.log")
+            .contains("greet said: hello; world")
+    );
 }
 
 #[test]
 fn the_same_failure_twice_stops_repairs_early() {
     let context = TestContext::new("[budget]\nmax_repairs = 5\n");
     let mut script = happy_script();
-    script["implement"] = agent(vec![vec![write("lib.sh", "greet() { echo \"hello world\"; }\n")]]);
+    script["implement"] = agent(vec![vec![write(
+        "lib.sh",
+        "greet() { echo \"hello world\"; }\n",
+    )]]);
     // A repair that changes nothing that matters: the failure comes back as it was.
-    script["repair"] = agent(vec![vec![write("lib.sh", "greet() { echo \"hello world\";  }\n")]]);
+    script["repair"] = agent(vec![vec![write(
+        "lib.sh",
+        "greet() { echo \"hello world\";  }\n",
+    )]]);
     context.script(&script);
     context.run_local().assert_code(1);
     let evidence = context.evidence();
     assert_eq!(evidence["outcome"], "failed");
-    assert!(evidence["reason"].as_str().unwrap().contains("twice in a row"), "{}", evidence["reason"]);
+    assert!(
+        evidence["reason"]
+            .as_str()
+            .unwrap()
+            .contains("twice in a row"),
+        "{}",
+        evidence["reason"]
+    );
     assert_eq!(evidence["repairs"].as_array().unwrap().len(), 1);
 }
 
@@ -105,9 +168,15 @@ fn budget_exhausted_mid_run_stops_with_evidence() {
     run.assert_code(1);
     let evidence = context.evidence();
     assert_eq!(evidence["outcome"], "budget_exceeded");
-    assert!(evidence["reason"].as_str().unwrap().contains("budget.max_tokens"));
-    let spent = evidence["budget"]["tokens_in"].as_u64().unwrap() + evidence["budget"]["tokens_out"].as_u64().unwrap();
-    assert!(spent >= 3000 && spent < 4500, "spent {spent}");
+    assert!(
+        evidence["reason"]
+            .as_str()
+            .unwrap()
+            .contains("budget.max_tokens")
+    );
+    let spent = evidence["budget"]["tokens_in"].as_u64().unwrap()
+        + evidence["budget"]["tokens_out"].as_u64().unwrap();
+    assert!((3000..4500).contains(&spent), "spent {spent}");
     assert!(context.run_file("evidence.md").contains("budget_exceeded"));
     assert!(run.stderr().contains("evidence"), "{}", run.stderr());
 }
@@ -116,14 +185,21 @@ fn budget_exhausted_mid_run_stops_with_evidence() {
 fn a_review_that_requests_changes_blocks() {
     let context = TestContext::new("");
     let mut script = happy_script();
-    script["review"] = json!([reply(vec![call("submit_review", json!({"verdict": "request_changes", "findings": [
-        {"severity": "major", "path": "lib.sh", "comment": "greet ignores its argument"}
-    ]}))])]);
+    script["review"] = json!([reply(vec![call(
+        "submit_review",
+        json!({"verdict": "request_changes", "findings": [
+            {"severity": "major", "path": "lib.sh", "comment": "greet ignores its argument"}
+        ]})
+    )])]);
     context.script(&script);
     context.run_local().assert_code(1);
     let evidence = context.evidence();
     assert_eq!(evidence["outcome"], "blocked");
-    assert!(evidence["risks"].to_string().contains("greet ignores its argument"));
+    assert!(
+        evidence["risks"]
+            .to_string()
+            .contains("greet ignores its argument")
+    );
 }
 
 #[test]

@@ -63,7 +63,11 @@ impl TestContext {
         std::fs::write(repo.join("lib.sh"), LIB).unwrap();
         std::fs::write(repo.join("run_tests.sh"), RUN_TESTS).unwrap();
         std::fs::write(repo.join("tests/.keep"), "").unwrap();
-        std::fs::write(repo.join("baton.toml"), format!("{BASE_CONFIG}\n{extra_config}")).unwrap();
+        std::fs::write(
+            repo.join("baton.toml"),
+            format!("{BASE_CONFIG}\n{extra_config}"),
+        )
+        .unwrap();
         let context = Self {
             run_dir: directory.path().join("run"),
             issue: directory.path().join("issue.md"),
@@ -84,13 +88,27 @@ impl TestContext {
     pub fn commit(&self, message: &str) {
         let repository = git2::Repository::init(&self.repo).unwrap();
         let mut index = repository.index().unwrap();
-        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
         index.write().unwrap();
         let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
         let signature = git2::Signature::now("test", "test@example.com").unwrap();
-        let parent = repository.head().ok().and_then(|head| head.peel_to_commit().ok());
+        let parent = repository
+            .head()
+            .ok()
+            .and_then(|head| head.peel_to_commit().ok());
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        repository.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).unwrap();
+        repository
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &parents,
+            )
+            .unwrap();
     }
 
     pub fn issue_with_labels(&self, labels: &[&str]) {
@@ -117,7 +135,15 @@ impl TestContext {
     pub fn baton(&self, arguments: &[&str]) -> Run {
         let mut command = Command::new(BATON);
         command.args(arguments).current_dir(&self.repo).env_clear();
-        for name in ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "TMPDIR", "LANG"] {
+        for name in [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+            "TMPDIR",
+            "LANG",
+        ] {
             if let Ok(value) = std::env::var(name) {
                 command.env(name, value);
             }
@@ -129,7 +155,14 @@ impl TestContext {
     }
 
     pub fn run_local(&self) -> Run {
-        self.baton(&["run", "--local", "--issue-file", self.issue.to_str().unwrap(), "--run-dir", self.run_dir.to_str().unwrap()])
+        self.baton(&[
+            "run",
+            "--local",
+            "--issue-file",
+            self.issue.to_str().unwrap(),
+            "--run-dir",
+            self.run_dir.to_str().unwrap(),
+        ])
     }
 
     pub fn phase(&self, name: &str) -> Run {
@@ -145,16 +178,23 @@ impl TestContext {
     }
 
     pub fn phase_names(&self) -> Vec<String> {
-        self.manifest()["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+        self.manifest()["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     pub fn run_file(&self, relative: &str) -> String {
-        std::fs::read_to_string(self.run_dir.join(relative)).unwrap_or_else(|error| panic!("{relative}: {error}"))
+        std::fs::read_to_string(self.run_dir.join(relative))
+            .unwrap_or_else(|error| panic!("{relative}: {error}"))
     }
 }
 
 pub fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -175,7 +215,13 @@ impl Run {
 
     #[track_caller]
     pub fn assert_code(&self, expected: i32) -> &Self {
-        assert_eq!(self.code(), expected, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            expected,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 }
@@ -192,11 +238,17 @@ pub fn reply(calls: Vec<Value>) -> Value {
 }
 
 pub fn pass() -> Value {
-    json!([reply(vec![call("submit_verdict", json!({"verdict": "pass", "objections": []}))])])
+    json!([reply(vec![call(
+        "submit_verdict",
+        json!({"verdict": "pass", "objections": []})
+    )])])
 }
 
 pub fn revise(objection: &str) -> Value {
-    json!([reply(vec![call("submit_verdict", json!({"verdict": "revise", "objections": [objection]}))])])
+    json!([reply(vec![call(
+        "submit_verdict",
+        json!({"verdict": "revise", "objections": [objection]})
+    )])])
 }
 
 pub fn write(path: &str, content: &str) -> Value {
