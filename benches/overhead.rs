@@ -12,6 +12,8 @@
 //!
 //! Run: `cargo bench --bench overhead` (ITERATIONS=N to change the sample size).
 
+#![expect(clippy::expect_used, reason = "a benchmark stops at the first failure")]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -24,8 +26,7 @@ const TARGET_MS: f64 = 20.0;
 
 fn epoch_seconds(time: SystemTime) -> f64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|duration| duration.as_secs_f64())
-        .unwrap_or(0.0)
+        .map_or(0.0, |duration| duration.as_secs_f64())
 }
 
 fn read_json(path: &Path) -> Value {
@@ -51,7 +52,7 @@ fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     if values.len() % 2 == 0 {
-        (values[middle - 1] + values[middle]) / 2.0
+        f64::midpoint(values[middle - 1], values[middle])
     } else {
         values[middle]
     }
