@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::Evidence;
-use crate::pipeline::Outcome;
+use crate::pipeline::{Outcome, PhaseName};
 use crate::progress::thousands;
 
 pub fn render_markdown(evidence: &Evidence) -> String {
@@ -136,7 +136,14 @@ pub fn render_markdown(evidence: &Evidence) -> String {
         out,
         "| phase | runs | attempts | tokens in | tokens out | cost | time |\n|---|---:|---:|---:|---:|---:|---:|"
     );
-    for (phase, spend) in &evidence.budget.by_phase {
+    // In pipeline order, not alphabetical: a reviewer reads the run as it went.
+    let ordered = PhaseName::ALL.iter().filter_map(|phase| {
+        Some((
+            phase.as_str(),
+            evidence.budget.by_phase.get(phase.as_str())?,
+        ))
+    });
+    for (phase, spend) in ordered {
         let _ = writeln!(
             out,
             "| {phase} | {} | {} | {} | {} | ${:.4} | {:.1} s |",

@@ -79,6 +79,17 @@ pub async fn run(settings: &Settings, request: IntakeRequest) -> anyhow::Result<
         reason: None,
         artifacts: BTreeMap::new(),
     };
+    if let Some(runs) = run_dir
+        .parent()
+        .filter(|parent| parent.ends_with(".baton/runs"))
+    {
+        // Default run directories live in the repository: keep them out of git.
+        let ignore = runs.join("../.gitignore");
+        if !ignore.exists() {
+            std::fs::create_dir_all(runs)?;
+            std::fs::write(&ignore, "*\n")?;
+        }
+    }
     let mut run = RunDir::create(&run_dir, manifest)?;
     run.write_json("ticket.json", &ticket)?;
     let model = settings.config.phase_model(PhaseName::Intake).ok();

@@ -130,11 +130,6 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         .map(|round| round.failed_gates.clone())
         .unwrap_or_default();
     phase.note = Some(format!("failed: {}", failed_names.join(", ")));
-    let signatures: Vec<String> = record
-        .rounds
-        .iter()
-        .filter_map(|round| round.signature.clone())
-        .collect();
     let consecutive: Vec<String> = record
         .rounds
         .iter()
@@ -145,7 +140,6 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         .into_iter()
         .rev()
         .collect();
-    let _ = signatures;
     let repairs_done = context.run.manifest.count(PhaseName::Repair);
     let max_repairs = context.run.manifest.budget.limits.max_repairs;
     let route_repairs = context.run.manifest.route.contains(PhaseName::Repair);
