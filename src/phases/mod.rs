@@ -346,17 +346,7 @@ pub fn write_evidence(
     let patch = run.read_text(PATCH)?.unwrap_or_default();
     let changes = crate::patch::parse(&patch);
     let plan: Option<Plan> = run.read_json("plan.json")?;
-    let protected: Vec<String> = context.settings.config_in_repo.iter().cloned().collect();
-    let verdict = policy::check(
-        &policy::PolicyInput {
-            scope: &config.scope,
-            budget: &config.budget,
-            changes: &changes,
-            touchpoints: plan.as_ref().map(|plan| plan.touchpoints.as_slice()),
-            protected: &protected,
-        },
-        &crate::secrets::global(),
-    );
+    let verdict = policy_verdict(context, config, &changes, plan.as_ref());
     let verify: Option<VerifyRecord> = run.read_json("verify.json")?;
     let tests: Option<TestsRecord> = run.read_json("tests.json")?;
     let repairs: Option<RepairRecord> = run.read_json("repair.json")?;
@@ -402,20 +392,31 @@ pub fn write_evidence(
 }
 
 /// Runs the policy on a patch; `Some(reason)` when the run must be rejected.
-pub fn policy_stop(context: &Context<'_>, patch: &str) -> anyhow::Result<Option<String>> {
-    let changes = crate::patch::parse(patch);
-    let plan = context.plan()?;
+/// The policy's verdict on `changes`, judged by `config` and the run's plan.
+pub fn policy_verdict(
+    context: &Context<'_>,
+    config: &Config,
+    changes: &[crate::patch::FileChange],
+    plan: Option<&Plan>,
+) -> policy::Verdict {
     let protected: Vec<String> = context.settings.config_in_repo.iter().cloned().collect();
-    let verdict = policy::check(
+    policy::check(
         &policy::PolicyInput {
-            scope: &context.config().scope,
-            budget: &context.config().budget,
-            changes: &changes,
-            touchpoints: plan.as_ref().map(|plan| plan.touchpoints.as_slice()),
+            scope: &config.scope,
+            budget: &config.budget,
+            changes,
+            touchpoints: plan.map(|plan| plan.touchpoints.as_slice()),
             protected: &protected,
         },
         &crate::secrets::global(),
-    );
+    )
+}
+
+/// Runs the policy on a patch; `Some(reason)` when the run must be rejected.
+pub fn policy_stop(context: &Context<'_>, patch: &str) -> anyhow::Result<Option<String>> {
+    let changes = crate::patch::parse(patch);
+    let plan = context.plan()?;
+    let verdict = policy_verdict(context, context.config(), &changes, plan.as_ref());
     Ok((!verdict.is_clean()).then(|| format!("policy violation: {}", verdict.summary())))
 }
 

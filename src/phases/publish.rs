@@ -74,19 +74,9 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
                 "changes.patch is not the patch verify checked; refusing to publish an unverified change".into(),
             ));
         }
-        let protected: Vec<String> = context.settings.config_in_repo.iter().cloned().collect();
         let changes = crate::patch::parse(&patch);
         let plan = context.plan()?;
-        let verdict = crate::policy::check(
-            &crate::policy::PolicyInput {
-                scope: &config.scope,
-                budget: &config.budget,
-                changes: &changes,
-                touchpoints: plan.as_ref().map(|plan| plan.touchpoints.as_slice()),
-                protected: &protected,
-            },
-            &crate::secrets::global(),
-        );
+        let verdict = super::policy_verdict(context, config, &changes, plan.as_ref());
         if !verdict.is_clean() {
             return Ok(PhaseEnd::Stop(
                 Outcome::Rejected,
