@@ -45,6 +45,39 @@ pub fn parse_rfc3339(text: &str) -> Option<f64> {
     Some((days * 86_400 + hour * 3600 + minute * 60 + second) as f64 + fraction)
 }
 
+/// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's
+/// IMF-fixdate) to seconds since the epoch.
+pub fn parse_http_date(text: &str) -> Option<f64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut parts = text.split_whitespace().skip(1);
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month_name = parts.next()?;
+    let year: i64 = parts.next()?.parse().ok()?;
+    let clock = parts.next()?;
+    if parts.next()? != "GMT" {
+        return None;
+    }
+    let month = i64::try_from(MONTHS.iter().position(|name| *name == month_name)?).ok()? + 1;
+    let mut clock_parts = clock.splitn(3, ':').map(str::parse::<i64>);
+    let (hour, minute, second) = (
+        clock_parts.next()?.ok()?,
+        clock_parts.next()?.ok()?,
+        clock_parts.next()?.ok()?,
+    );
+    let days = days_from_civil(year, month, day);
+    Some((days * 86_400 + hour * 3600 + minute * 60 + second) as f64)
+}
+
+/// Seconds since the epoch, now.
+pub fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -85,6 +118,15 @@ mod tests {
         assert_eq!(text, "2026-11-21T18:30:45.123456Z");
         let parsed = parse_rfc3339(&text).unwrap();
         assert!((parsed - 1_795_285_845.123_456).abs() < 1e-5);
+    }
+
+    #[test]
+    fn parses_http_dates() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777.0)
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
     }
 
     #[test]

@@ -81,6 +81,49 @@ pub struct ProviderConfig {
     /// `scripted` only: the JSON script of replies, relative to the config file.
     #[serde(default)]
     pub script: Option<PathBuf>,
+    /// Retries of one request on 429, 529, 5xx, timeouts and connection errors.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First backoff (doubled each retry, with jitter) when the server names no wait.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    /// The longest single wait, whatever the server asks.
+    #[serde(default = "default_max_wait_s")]
+    pub max_wait_s: u64,
+    /// Timeout of one request.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: u64,
+}
+
+fn default_max_retries() -> u32 {
+    3
+}
+
+fn default_backoff_ms() -> u64 {
+    1000
+}
+
+fn default_max_wait_s() -> u64 {
+    60
+}
+
+fn default_timeout_s() -> u64 {
+    300
+}
+
+impl ProviderConfig {
+    fn builtin(kind: ProviderKind, api_key_env: &str) -> Self {
+        Self {
+            kind,
+            api_key_env: Some(api_key_env.into()),
+            base_url: None,
+            script: None,
+            max_retries: default_max_retries(),
+            backoff_ms: default_backoff_ms(),
+            max_wait_s: default_max_wait_s(),
+            timeout_s: default_timeout_s(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -330,22 +373,12 @@ impl Config {
 
     /// The anthropic and openai providers exist unless the file redefines them.
     fn add_default_providers(&mut self) {
-        self.providers
-            .entry("anthropic".into())
-            .or_insert(ProviderConfig {
-                kind: ProviderKind::Anthropic,
-                api_key_env: Some("ANTHROPIC_API_KEY".into()),
-                base_url: None,
-                script: None,
-            });
+        self.providers.entry("anthropic".into()).or_insert_with(|| {
+            ProviderConfig::builtin(ProviderKind::Anthropic, "ANTHROPIC_API_KEY")
+        });
         self.providers
             .entry("openai".into())
-            .or_insert(ProviderConfig {
-                kind: ProviderKind::Openai,
-                api_key_env: Some("OPENAI_API_KEY".into()),
-                base_url: None,
-                script: None,
-            });
+            .or_insert_with(|| ProviderConfig::builtin(ProviderKind::Openai, "OPENAI_API_KEY"));
     }
 
     fn semantic_issues(&self) -> Vec<ConfigIssue> {
@@ -613,7 +646,16 @@ fn section<T: DeserializeOwned>(
 fn section_keys(name: &str) -> Option<&'static [&'static str]> {
     Some(match name {
         "models" => &["heavy", "standard", "light", "fallback"],
-        "providers" => &["kind", "api_key_env", "base_url", "script"],
+        "providers" => &[
+            "kind",
+            "api_key_env",
+            "base_url",
+            "script",
+            "max_retries",
+            "backoff_ms",
+            "max_wait_s",
+            "timeout_s",
+        ],
         "phases" => &["model", "attempts", "max_turns", "validator"],
         "budget" => &[
             "max_cost_usd",

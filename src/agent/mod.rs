@@ -41,7 +41,7 @@ pub struct SessionSpec<'a> {
 /// the accounting and transcript after every reply.
 pub trait Observer {
     /// `Err(reason)` stops the session before the request is sent.
-    fn before_request(&mut self) -> Result<(), String>;
+    fn before_request(&mut self, request: &Request) -> Result<(), String>;
     fn after_reply(
         &mut self,
         request: &Request,
@@ -78,7 +78,6 @@ pub async fn run_session(
     let mut messages = vec![Message::user_text(spec.prompt.clone())];
     let mut logged = 0;
     for turn in 0..spec.max_turns {
-        observer.before_request().map_err(SessionError::Budget)?;
         let request = Request {
             run_id: spec.run_id.to_owned(),
             phase: spec.phase_label.clone(),
@@ -90,6 +89,9 @@ pub async fn run_session(
             tools: tools.clone(),
             max_tokens: MAX_TOKENS_PER_REPLY,
         };
+        observer
+            .before_request(&request)
+            .map_err(SessionError::Budget)?;
         tracing::debug!(phase = %spec.phase_label, turn, "model request");
         let reply = spec.provider.complete(&request).await?;
         observer.after_reply(&request, &messages[logged..], &reply)?;
@@ -118,7 +120,15 @@ pub async fn run_session(
         }
         let mut results = Vec::new();
         for (id, name, arguments) in calls {
-            let output = if name == terminal {
+            let output = if !arguments.is_object() {
+                let shown: String = arguments.to_string().chars().take(200).collect();
+                tools::ToolOutput {
+                    content: format!(
+                        "the arguments of `{name}` are not a JSON object ({shown}); send a JSON object matching the tool's schema"
+                    ),
+                    is_error: true,
+                }
+            } else if name == terminal {
                 let errors = schema::check(&spec.terminal.input_schema, &arguments);
                 if errors.is_empty() {
                     return Ok(SessionEnd::Submitted(arguments));

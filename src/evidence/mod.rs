@@ -395,6 +395,14 @@ fn risks(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
             }
         }
     }
+    for record in &input.manifest.phases {
+        for fallback in &record.fallbacks {
+            risks.push(format!(
+                "{}: the model fell back ({fallback}) after repeated provider failures.",
+                record.name
+            ));
+        }
+    }
     for model in input.unpriced_models {
         risks.push(format!(
             "No [pricing] entry for `{model}`: its cost is counted as $0."

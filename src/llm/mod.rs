@@ -4,6 +4,11 @@
 //! these types at the provider boundary; nothing past it knows which
 //! provider answered.
 
+pub mod anthropic;
+pub mod fallback;
+pub mod http;
+pub mod openai;
+pub mod pricing;
 pub mod scripted;
 
 use std::future::Future;
@@ -88,8 +93,20 @@ pub enum StopReason {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    /// Input tokens billed at the full rate (cache reads and writes excluded).
     pub input_tokens: u64,
     pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+}
+
+impl Usage {
+    /// Every input token, however it was billed.
+    pub fn all_input(&self) -> u64 {
+        self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +114,9 @@ pub struct Reply {
     pub content: Vec<Block>,
     pub stop_reason: StopReason,
     pub usage: Usage,
+    /// `provider:model` that answered (set by the fallback chain).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub served_by: String,
 }
 
 impl Reply {
@@ -117,9 +137,46 @@ pub enum ProviderError {
     /// Not retryable: the provider cannot be used as configured.
     #[error("provider `{provider}`: {message}")]
     Unavailable { provider: String, message: String },
+    /// 401/403, or no key at all: the run stops at once.
+    #[error(
+        "provider `{provider}` refused the credentials (HTTP {status}: {message}); set ${variable} to a valid API key"
+    )]
+    Auth {
+        provider: String,
+        variable: String,
+        status: u16,
+        message: String,
+    },
+    /// A 429 that means money ran out: never retried.
+    #[error(
+        "provider `{provider}` reports a spend or quota limit ({message}); raise the limit or use another provider"
+    )]
+    SpendLimit { provider: String, message: String },
+    /// Any other 4xx: the request itself is wrong; retrying cannot help.
+    #[error("provider `{provider}` rejected the request (HTTP {status}): {message}")]
+    Rejected {
+        provider: String,
+        status: u16,
+        message: String,
+    },
+    /// Transient failures until the retries ran out.
+    #[error("provider `{provider}` model `{model}` failed {attempts} time(s); last: {last}")]
+    Exhausted {
+        provider: String,
+        model: String,
+        attempts: u32,
+        last: String,
+    },
     /// The scripted provider's script has no reply for this request.
     #[error("{0}")]
     Script(String),
+}
+
+impl ProviderError {
+    /// Whether the next model of `[models].fallback` should take over.
+    pub fn allows_fallback(&self) -> bool {
+        matches!(self, Self::Exhausted { .. })
+    }
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -128,9 +185,32 @@ pub trait Provider: Send + Sync {
     fn complete<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, Result<Reply, ProviderError>>;
 }
 
+/// The provider for a phase's model, followed by `[models].fallback`.
+pub fn provider_for(
+    config: &Config,
+    config_dir: &Path,
+    model: &ModelRef,
+) -> Result<Box<dyn Provider>, ProviderError> {
+    let mut entries = vec![(model.clone(), single_provider(config, config_dir, model)?)];
+    for reference in &config.models.fallback {
+        let Ok(fallback) = config.resolve_model_reference(reference) else {
+            continue;
+        };
+        if entries.iter().any(|(existing, _)| *existing == fallback) {
+            continue;
+        }
+        // A fallback that cannot even be built (no key) is skipped, not fatal.
+        match single_provider(config, config_dir, &fallback) {
+            Ok(provider) => entries.push((fallback, provider)),
+            Err(error) => tracing::debug!("fallback {fallback} unavailable: {error}"),
+        }
+    }
+    Ok(Box::new(fallback::Chain::new(entries)))
+}
+
 /// Builds the provider a model reference names. `config_dir` resolves
 /// relative paths in the config (a script file).
-pub fn provider_for(
+fn single_provider(
     config: &Config,
     config_dir: &Path,
     model: &ModelRef,
@@ -160,12 +240,46 @@ pub fn provider_for(
             )?))
         }
         kind @ (ProviderKind::Anthropic | ProviderKind::Openai) => {
-            Err(ProviderError::Unavailable {
-                provider: model.provider.clone(),
-                message: format!(
-                    "kind `{kind}` is not implemented in this version of baton (only `scripted` is); \
-                 point the phase at a scripted provider, e.g. [providers.local] kind = \"scripted\""
+            let (default_key, base_variable, default_url) = match kind {
+                ProviderKind::Anthropic => (
+                    "ANTHROPIC_API_KEY",
+                    "ANTHROPIC_BASE_URL",
+                    "https://api.anthropic.com",
                 ),
+                _ => (
+                    "OPENAI_API_KEY",
+                    "OPENAI_BASE_URL",
+                    openai::DEFAULT_BASE_URL,
+                ),
+            };
+            let key_variable = settings
+                .api_key_env
+                .clone()
+                .unwrap_or_else(|| default_key.to_owned());
+            let base_url = settings
+                .base_url
+                .clone()
+                .or_else(|| crate::settings::env::get(base_variable))
+                .unwrap_or_else(|| default_url.to_owned());
+            let policy = http::RetryPolicy {
+                max_retries: settings.max_retries,
+                backoff: std::time::Duration::from_millis(settings.backoff_ms),
+                max_wait: std::time::Duration::from_secs(settings.max_wait_s),
+                timeout: std::time::Duration::from_secs(settings.timeout_s),
+            };
+            let http = http::HttpClient::new(&model.provider, &key_variable, policy)?;
+            let key = http::key_from(&key_variable);
+            Ok(match kind {
+                ProviderKind::Anthropic => Box::new(anthropic::Anthropic {
+                    http,
+                    base_url,
+                    key,
+                }),
+                _ => Box::new(openai::OpenAi {
+                    http,
+                    base_url,
+                    key,
+                }),
             })
         }
     }

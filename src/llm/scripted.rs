@@ -130,16 +130,19 @@ impl Scripted {
                 output_tokens: estimate_tokens(
                     &serde_json::to_string(&content).unwrap_or_default(),
                 ),
+                ..Usage::default()
             },
             |usage| Usage {
                 input_tokens: usage.input,
                 output_tokens: usage.output,
+                ..Usage::default()
             },
         );
         Ok(Reply {
             content,
             stop_reason,
             usage,
+            served_by: String::new(),
         })
     }
 }
@@ -189,7 +192,8 @@ mod tests {
             second.usage,
             Usage {
                 input_tokens: 10,
-                output_tokens: 2
+                output_tokens: 2,
+                ..Usage::default()
             }
         );
         let prose = script.reply_for(&request("implement", 1, 0)).unwrap();

@@ -35,6 +35,9 @@ pub use intake::IntakeRequest;
 
 pub const PATCH: &str = "changes.patch";
 
+/// The reply size a budget projection assumes (replies rarely need more).
+const PROJECTED_REPLY_TOKENS: u64 = 1024;
+
 /// How a phase left the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhaseEnd {
@@ -111,7 +114,7 @@ impl<'s> Context<'s> {
         PhaseObserver {
             transcript: format!("transcripts/{label}-{attempt}.jsonl"),
             model: model.to_string(),
-            price: self.config().price(model),
+            price: crate::llm::pricing::price(self.config(), model),
             requested_at: String::new(),
             context: self,
         }
@@ -153,9 +156,37 @@ pub struct PhaseObserver<'c, 's> {
 }
 
 impl Observer for PhaseObserver<'_, '_> {
-    fn before_request(&mut self) -> Result<(), String> {
+    fn before_request(&mut self, request: &Request) -> Result<(), String> {
         if let Some(reason) = self.context.budget_exceeded() {
             return Err(reason);
+        }
+        // Projection: the request about to go out, and a typical reply.
+        let projected_in = crate::llm::estimate_tokens(&request.system)
+            + crate::llm::estimate_tokens(
+                &serde_json::to_string(&request.messages).unwrap_or_default(),
+            )
+            + crate::llm::estimate_tokens(
+                &serde_json::to_string(&request.tools).unwrap_or_default(),
+            );
+        let projected_out = u64::from(request.max_tokens).min(PROJECTED_REPLY_TOKENS);
+        let usage = crate::llm::Usage {
+            input_tokens: projected_in,
+            output_tokens: projected_out,
+            ..Default::default()
+        };
+        let mut projected = self.context.spent();
+        projected.add(&Spend {
+            tokens_in: projected_in,
+            tokens_out: projected_out,
+            cost_usd: crate::llm::pricing::cost_usd(self.price, &usage),
+            wall_s: 0.0,
+        });
+        if let Some(reason) = budget::exceeded(&self.context.run.manifest.budget.limits, &projected)
+        {
+            return Err(format!(
+                "{reason}, counting the next request's projected {} tokens",
+                projected_in + projected_out
+            ));
         }
         self.requested_at = crate::clock::now_rfc3339();
         Ok(())
@@ -167,24 +198,41 @@ impl Observer for PhaseObserver<'_, '_> {
         sent: &[Message],
         reply: &Reply,
     ) -> anyhow::Result<()> {
+        let served_by = if reply.served_by.is_empty() {
+            self.model.clone()
+        } else {
+            reply.served_by.clone()
+        };
+        let price = if served_by == self.model {
+            self.price
+        } else {
+            served_by
+                .split_once(':')
+                .map(|(provider, model)| crate::config::ModelRef {
+                    provider: provider.into(),
+                    model: model.into(),
+                })
+                .and_then(|model| crate::llm::pricing::price(self.context.config(), &model))
+        };
         let spend = Spend {
-            tokens_in: reply.usage.input_tokens,
+            tokens_in: reply.usage.all_input(),
             tokens_out: reply.usage.output_tokens,
-            cost_usd: budget::cost_usd(
-                self.price,
-                reply.usage.input_tokens,
-                reply.usage.output_tokens,
-            ),
+            cost_usd: crate::llm::pricing::cost_usd(price, &reply.usage),
             wall_s: 0.0,
         };
-        self.context.record().record_usage(&self.model, &spend);
+        let record = self.context.record();
+        record.record_usage(&served_by, &spend);
+        let fallback = format!("{} → {served_by}", self.model);
+        if served_by != self.model && !record.fallbacks.contains(&fallback) {
+            record.fallbacks.push(fallback);
+        }
         let mut line = json!({
             "turn": request.turn,
             "requested_at": self.requested_at,
             "replied_at": crate::clock::now_rfc3339(),
             "phase": request.phase,
             "attempt": request.attempt,
-            "model": self.model,
+            "model": served_by,
             "sent": sent,
             "reply": reply,
             "cost_usd": spend.cost_usd,
@@ -366,7 +414,15 @@ pub fn write_evidence(
         .phases
         .iter()
         .flat_map(|record| record.by_model.keys())
-        .filter(|model| !config.pricing.contains_key(*model))
+        .filter(|model| {
+            model.split_once(':').is_none_or(|(provider, name)| {
+                let reference = crate::config::ModelRef {
+                    provider: provider.into(),
+                    model: name.into(),
+                };
+                crate::llm::pricing::price(config, &reference).is_none()
+            })
+        })
         .cloned()
         .collect();
     unpriced.sort();

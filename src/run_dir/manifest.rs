@@ -69,6 +69,9 @@ pub struct PhaseRecord {
     /// Spend per model (fallbacks and validators use other models).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_model: BTreeMap<String, Spend>,
+    /// Models that took over from the phase's model (`from → to`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
     /// verify: sha256 of the patch it checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_sha256: Option<String>,
@@ -93,6 +96,7 @@ impl PhaseRecord {
             started_at: crate::clock::now_rfc3339(),
             finished_at: None,
             by_model: BTreeMap::new(),
+            fallbacks: Vec::new(),
             input_sha256: None,
             passed: None,
             note: None,

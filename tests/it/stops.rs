@@ -161,22 +161,25 @@ fn the_same_failure_twice_stops_repairs_early() {
 
 #[test]
 fn budget_exhausted_mid_run_stops_with_evidence() {
-    // Each reply costs 1,100 tokens; intake, spec and its validator fit, design does not.
+    // Each reply costs 1,100 tokens. Intake and the spec fit; the validator's
+    // request, projected before it is sent, would cross the limit.
     let context = TestContext::new("[budget]\nmax_tokens = 3000\n");
     context.script(&happy_script());
     let run = context.run_local();
     run.assert_code(1);
     let evidence = context.evidence();
     assert_eq!(evidence["outcome"], "budget_exceeded");
+    let reason = evidence["reason"].as_str().unwrap();
     assert!(
-        evidence["reason"]
-            .as_str()
-            .unwrap()
-            .contains("budget.max_tokens")
+        reason.contains("budget.max_tokens") && reason.contains("projected"),
+        "{reason}"
     );
     let spent = evidence["budget"]["tokens_in"].as_u64().unwrap()
         + evidence["budget"]["tokens_out"].as_u64().unwrap();
-    assert!((3000..4500).contains(&spent), "spent {spent}");
+    assert_eq!(
+        spent, 2200,
+        "the projection stops the run before the limit is crossed"
+    );
     assert!(context.run_file("evidence.md").contains("budget_exceeded"));
     assert!(run.stderr().contains("evidence"), "{}", run.stderr());
 }
