@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_llm;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -57,17 +59,18 @@ pub struct TestContext {
 impl TestContext {
     /// A repository with the base config and the given extra config text.
     pub fn new(extra_config: &str) -> Self {
+        Self::with_config(&format!("{BASE_CONFIG}\n{extra_config}"))
+    }
+
+    /// A repository whose `baton.toml` is exactly `config`.
+    pub fn with_config(config: &str) -> Self {
         let directory = tempfile::tempdir().unwrap();
         let repo = directory.path().join("repo");
         std::fs::create_dir_all(repo.join("tests")).unwrap();
         std::fs::write(repo.join("lib.sh"), LIB).unwrap();
         std::fs::write(repo.join("run_tests.sh"), RUN_TESTS).unwrap();
         std::fs::write(repo.join("tests/.keep"), "").unwrap();
-        std::fs::write(
-            repo.join("baton.toml"),
-            format!("{BASE_CONFIG}\n{extra_config}"),
-        )
-        .unwrap();
+        std::fs::write(repo.join("baton.toml"), config).unwrap();
         let context = Self {
             run_dir: directory.path().join("run"),
             issue: directory.path().join("issue.md"),

@@ -1,0 +1,322 @@
+//! The anthropic and openai providers against a fake server on loopback that
+//! speaks each wire format, including the failures real services have.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::fake_llm::{FakeLlm, Fault, Wire};
+use crate::support::{Run, TestContext, agent, happy_script, write};
+
+const KEY: &str = "fake-llm-key-0123456789";
+
+fn config(wire: Wire, base_url: &str) -> String {
+    let kind = match wire {
+        Wire::Anthropic => "anthropic",
+        Wire::OpenAi => "openai",
+    };
+    format!(
+        r#"
+[models]
+heavy = "llm:model-a"
+standard = "llm:model-a"
+light = "llm:model-a"
+fallback = ["llm:model-b"]
+
+[providers.llm]
+kind = "{kind}"
+base_url = "{base_url}"
+api_key_env = "FAKE_LLM_KEY"
+max_retries = 2
+backoff_ms = 20
+timeout_s = 10
+
+[[gates]]
+name = "test"
+run = "sh run_tests.sh"
+timeout_s = 60
+
+[pricing."llm:model-a"]
+input_per_mtok = 3.0
+output_per_mtok = 15.0
+
+[pricing."llm:model-b"]
+input_per_mtok = 1.0
+output_per_mtok = 5.0
+"#
+    )
+}
+
+/// A chore run (plan, implement, review) against the fake server.
+fn chore_run(wire: Wire, script: Value, faults: Vec<Fault>) -> (TestContext, FakeLlm, Run) {
+    let server = FakeLlm::start(wire, KEY, script);
+    for fault in faults {
+        server.fault(fault);
+    }
+    let context =
+        TestContext::with_config(&config(wire, &server.base_url())).env("FAKE_LLM_KEY", KEY);
+    context.issue_with_labels(&["chore"]);
+    let run = context.run_local();
+    (context, server, run)
+}
+
+fn fault(
+    model: Option<&str>,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &str,
+    times: usize,
+) -> Fault {
+    Fault {
+        model: model.map(str::to_owned),
+        status,
+        headers: headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect(),
+        body: body.to_owned(),
+        times,
+    }
+}
+
+fn for_each_wire(test: impl Fn(Wire)) {
+    for wire in [Wire::Anthropic, Wire::OpenAi] {
+        test(wire);
+    }
+}
+
+#[test]
+fn tool_calls_round_trip_and_costs_add_up() {
+    for_each_wire(|wire| {
+        let (context, server, run) = chore_run(wire, happy_script(), Vec::new());
+        run.assert_code(0);
+        let requests = server.requests();
+        let phases: Vec<&str> = requests
+            .iter()
+            .map(|r| r.headers["x-baton-phase"].as_str())
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                "plan",
+                "plan.validate",
+                "implement",
+                "implement",
+                "review",
+                "review.validate"
+            ],
+            "{wire:?}"
+        );
+        let run_id = context.manifest()["run_id"].as_str().unwrap().to_owned();
+        assert!(requests.iter().all(|r| r.headers["x-baton-run"] == run_id));
+        // The second implement request carries the result of the first's tool call.
+        let second = requests[3].body.to_string();
+        assert!(
+            second.contains("wrote 33 bytes to lib.sh"),
+            "{wire:?}: {second}"
+        );
+        // Tokens and cost per phase and model sum to the manifest's totals.
+        let evidence = context.evidence();
+        let manifest = context.manifest();
+        let by_phase = evidence["budget"]["by_phase"].as_object().unwrap();
+        let mut tokens_in = 0;
+        let mut cost = 0.0;
+        for phase in by_phase.values() {
+            for model in phase["by_model"].as_object().unwrap().values() {
+                tokens_in += model["tokens_in"].as_u64().unwrap();
+                cost += model["cost_usd"].as_f64().unwrap();
+            }
+        }
+        assert_eq!(
+            tokens_in,
+            manifest["budget"]["spent"]["tokens_in"].as_u64().unwrap()
+        );
+        assert_eq!(tokens_in, 6 * 1000);
+        assert!((cost - manifest["budget"]["spent"]["cost_usd"].as_f64().unwrap()).abs() < 1e-9);
+        assert!((cost - 6.0 * (1000.0 * 3.0 + 100.0 * 15.0) / 1e6).abs() < 1e-9);
+        // The key never reached the run directory.
+        for (path, text) in crate::support::all_files(&context.run_dir) {
+            assert!(!text.contains(KEY), "{}", path.display());
+        }
+    });
+}
+
+#[test]
+fn a_429_with_retry_after_is_waited_out() {
+    for_each_wire(|wire| {
+        let body = r#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#;
+        let (_context, server, run) = chore_run(
+            wire,
+            happy_script(),
+            vec![fault(None, 429, &[("retry-after", "2")], body, 1)],
+        );
+        run.assert_code(0);
+        let requests = server.requests();
+        assert_eq!(requests[0].status, 429);
+        let waited = requests[1].at.duration_since(requests[0].at);
+        assert!(
+            waited >= Duration::from_secs(2),
+            "{wire:?}: waited {waited:?}"
+        );
+        assert!(
+            run.stderr().contains("HTTP 429") && run.stderr().contains("retry 1/2 in 2.0 s"),
+            "{}",
+            run.stderr()
+        );
+    });
+}
+
+#[test]
+fn repeated_overloads_fall_back_to_the_next_model() {
+    for_each_wire(|wire| {
+        let (status, body) = match wire {
+            Wire::Anthropic => (
+                529,
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            ),
+            Wire::OpenAi => (
+                500,
+                r#"{"error":{"message":"The server had an error","type":"server_error"}}"#,
+            ),
+        };
+        let (context, server, run) = chore_run(
+            wire,
+            happy_script(),
+            vec![fault(Some("model-a"), status, &[], body, 3)],
+        );
+        run.assert_code(0);
+        let models: Vec<String> = server
+            .requests()
+            .iter()
+            .map(|r| r.body["model"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            &models[..4],
+            ["model-a", "model-a", "model-a", "model-b"],
+            "{wire:?}"
+        );
+        let plan = &context.manifest()["phases"][1];
+        assert_eq!(plan["fallbacks"], json!(["llm:model-a → llm:model-b"]));
+        assert!(
+            plan["by_model"]["llm:model-b"]["tokens_in"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+        let evidence = context.evidence();
+        assert!(evidence["risks"].to_string().contains("fell back"));
+        assert!(
+            run.stderr().contains("falls back to llm:model-b"),
+            "{}",
+            run.stderr()
+        );
+    });
+}
+
+#[test]
+fn a_401_stops_the_run_at_once_naming_provider_and_variable() {
+    for_each_wire(|wire| {
+        let body = r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
+        let (context, server, run) =
+            chore_run(wire, happy_script(), vec![fault(None, 401, &[], body, 100)]);
+        run.assert_code(1);
+        assert_eq!(server.requests().len(), 1, "{wire:?}: a 401 was retried");
+        let stderr = run.stderr();
+        assert!(
+            stderr.contains("provider `llm`") && stderr.contains("$FAKE_LLM_KEY"),
+            "{stderr}"
+        );
+        assert_eq!(context.evidence()["outcome"], "blocked");
+    });
+}
+
+#[test]
+fn malformed_tool_arguments_are_told_to_the_model_and_the_run_goes_on() {
+    for_each_wire(|wire| {
+        let mut script = happy_script();
+        let mut implement = agent(vec![vec![write(
+            "lib.sh",
+            "greet() { echo \"hello, world\"; }\n",
+        )]]);
+        let broken = json!({"calls": [{"name": "write_file", "raw_arguments": "{\"path\": \"lib.sh\", \"content\": "}], "usage": {"input": 500, "output": 50}});
+        implement.as_array_mut().unwrap().insert(0, broken);
+        script["implement"] = implement;
+        let (context, server, run) = chore_run(wire, script, Vec::new());
+        run.assert_code(0);
+        let told = server
+            .requests()
+            .iter()
+            .any(|r| r.body.to_string().contains("are not a JSON object"));
+        assert!(told, "{wire:?}: the model was not told");
+        assert_eq!(context.evidence()["outcome"], "done");
+    });
+}
+
+#[test]
+fn a_spend_limit_429_is_not_retried() {
+    for_each_wire(|wire| {
+        let body = match wire {
+            Wire::Anthropic => {
+                r#"{"type":"error","error":{"type":"rate_limit_error","message":"You have reached your specified workspace spend limit."}}"#
+            }
+            Wire::OpenAi => {
+                r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#
+            }
+        };
+        let (context, server, run) = chore_run(
+            wire,
+            happy_script(),
+            vec![fault(None, 429, &[("retry-after", "1")], body, 100)],
+        );
+        run.assert_code(1);
+        assert_eq!(
+            server.requests().len(),
+            1,
+            "{wire:?}: a spend-limit 429 was retried"
+        );
+        assert!(
+            run.stderr().contains("spend or quota limit"),
+            "{}",
+            run.stderr()
+        );
+        assert_eq!(context.evidence()["outcome"], "blocked");
+    });
+}
+
+#[test]
+fn timeouts_5xx_and_malformed_bodies_are_retried() {
+    for_each_wire(|wire| {
+        let (_context, server, run) = chore_run(
+            wire,
+            happy_script(),
+            vec![
+                fault(None, 503, &[], "upstream unavailable", 1),
+                fault(None, 200, &[], "{\"this is\": \"not a reply\"}", 1),
+            ],
+        );
+        run.assert_code(0);
+        let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).take(3).collect();
+        assert_eq!(statuses, [503, 200, 200]);
+        assert!(
+            run.stderr().contains("malformed response body"),
+            "{}",
+            run.stderr()
+        );
+    });
+}
+
+#[test]
+fn prose_and_empty_replies_over_the_wire_are_answered() {
+    let mut script = happy_script();
+    script["plan"] = json!([
+        {"text": "I think the plan is obvious.", "usage": {"input": 500, "output": 50}},
+        {"usage": {"input": 500, "output": 50}},
+        script["plan"][0].clone()
+    ]);
+    for_each_wire(|wire| {
+        let (_context, server, run) = chore_run(wire, script.clone(), Vec::new());
+        run.assert_code(0);
+        let third = server.requests()[2].body.to_string();
+        assert!(third.contains("prose alone does nothing"), "{wire:?}");
+    });
+}
