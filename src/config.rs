@@ -31,6 +31,8 @@ pub struct Config {
     pub sweep: Sweep,
     pub agent: AgentConfig,
     pub pricing: BTreeMap<String, Price>,
+    pub review: ReviewConfig,
+    pub executor: Option<ExecutorConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +139,83 @@ pub struct PhaseConfig {
     pub max_turns: Option<u32>,
     /// The validator's model; the light tier when unset.
     pub validator: Option<String>,
+    /// After a validator `revise`, the next attempt runs on this model.
+    pub escalate: Option<String>,
+    /// spec only: a second reviewer hunts edge cases, failure modes and
+    /// missing acceptance criteria before design starts.
+    pub adversarial: bool,
+    /// implement only: one fresh-context session per plan step.
+    pub per_step: bool,
+}
+
+/// `[review]`: several reviewers, each with a persona and a weight.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReviewConfig {
+    pub panel: Vec<Persona>,
+    /// The weighted share of `approve` votes that must be exceeded to approve.
+    pub approve_threshold: f64,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        Self {
+            panel: Vec::new(),
+            approve_threshold: 0.5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Persona {
+    /// `security`, `reliability`, `product`, … (free text: the reviewer's lens).
+    pub persona: String,
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// `[executor]`: an external agent CLI for implement and repair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    pub kind: ExecutorKind,
+    /// The command, run with `sh -c` in the work tree; `{prompt_file}` is
+    /// replaced by the prompt file's quoted path (also in `$BATON_PROMPT_FILE`).
+    /// Defaults per kind; required for `command`.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// The one variable the executor may see (its model key); none by default
+    /// for `command`.
+    #[serde(default)]
+    pub key_env: Option<String>,
+    #[serde(default = "default_executor_timeout")]
+    pub timeout_s: u64,
+    /// The phases it runs (implement, repair).
+    #[serde(default = "default_executor_phases")]
+    pub phases: Vec<String>,
+}
+
+fn default_executor_timeout() -> u64 {
+    1800
+}
+
+fn default_executor_phases() -> Vec<String> {
+    vec!["implement".into(), "repair".into()]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutorKind {
+    ClaudeCode,
+    Codex,
+    Opencode,
+    Aider,
+    Command,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -318,6 +397,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sweep",
     "agent",
     "pricing",
+    "review",
+    "executor",
 ];
 
 const TIERS: &[&str] = &["heavy", "standard", "light"];
@@ -348,6 +429,8 @@ impl Config {
                 "sweep" => section(key, value, &mut issues, &mut config.sweep),
                 "agent" => section(key, value, &mut issues, &mut config.agent),
                 "pricing" => section(key, value, &mut issues, &mut config.pricing),
+                "review" => section(key, value, &mut issues, &mut config.review),
+                "executor" => section(key, value, &mut issues, &mut config.executor),
                 _ => issues.push(unknown_key(key, TOP_LEVEL_KEYS)),
             }
         }
@@ -427,6 +510,21 @@ impl Config {
             if let Some(reference) = &settings.validator {
                 check_model(format!("phases.{phase}.validator"), reference, &mut issues);
             }
+            if let Some(reference) = &settings.escalate {
+                check_model(format!("phases.{phase}.escalate"), reference, &mut issues);
+            }
+            if settings.adversarial && phase != "spec" {
+                issues.push(ConfigIssue {
+                    key: format!("phases.{phase}.adversarial"),
+                    message: "only the spec phase has an adversarial pass".into(),
+                });
+            }
+            if settings.per_step && phase != "implement" {
+                issues.push(ConfigIssue {
+                    key: format!("phases.{phase}.per_step"),
+                    message: "only implement runs per plan step".into(),
+                });
+            }
             if settings.attempts == Some(0) {
                 issues.push(ConfigIssue {
                     key: format!("phases.{phase}.attempts"),
@@ -495,6 +593,36 @@ impl Config {
                     key: format!("gates[{index}].timeout_s"),
                     message: "must be at least 1".into(),
                 });
+            }
+        }
+        for (index, persona) in self.review.panel.iter().enumerate() {
+            if !(persona.weight.is_finite() && persona.weight > 0.0) {
+                issues.push(ConfigIssue {
+                    key: format!("review.panel[{index}].weight"),
+                    message: "must be a positive number".into(),
+                });
+            }
+        }
+        if !(0.0..1.0).contains(&self.review.approve_threshold) {
+            issues.push(ConfigIssue {
+                key: "review.approve_threshold".into(),
+                message: "must be at least 0 and below 1".into(),
+            });
+        }
+        if let Some(executor) = &self.executor {
+            if executor.kind == ExecutorKind::Command && executor.command.is_none() {
+                issues.push(ConfigIssue {
+                    key: "executor.command".into(),
+                    message: "kind = \"command\" needs a command".into(),
+                });
+            }
+            for (index, phase) in executor.phases.iter().enumerate() {
+                if phase != "implement" && phase != "repair" {
+                    issues.push(ConfigIssue {
+                        key: format!("executor.phases[{index}]"),
+                        message: "an executor runs implement and repair only".into(),
+                    });
+                }
             }
         }
         for (model, price) in &self.pricing {
@@ -656,7 +784,17 @@ fn section_keys(name: &str) -> Option<&'static [&'static str]> {
             "max_wait_s",
             "timeout_s",
         ],
-        "phases" => &["model", "attempts", "max_turns", "validator"],
+        "phases" => &[
+            "model",
+            "attempts",
+            "max_turns",
+            "validator",
+            "escalate",
+            "adversarial",
+            "per_step",
+        ],
+        "review" => &["panel", "approve_threshold", "persona", "weight"],
+        "executor" => &["kind", "command", "key_env", "timeout_s", "phases"],
         "budget" => &[
             "max_cost_usd",
             "max_tokens",

@@ -62,10 +62,34 @@ pub struct Plan {
 }
 
 /// `review.json`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Review {
     pub verdict: String,
     pub findings: Vec<Finding>,
+    /// With a `[review].panel`: every reviewer's vote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<Vote>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vote {
+    pub persona: String,
+    pub weight: f64,
+    pub verdict: String,
+    pub reason: String,
+}
+
+/// `adversarial.json`: what the spec's adversarial reviewer found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adversarial {
+    pub findings: Vec<AdversarialFinding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdversarialFinding {
+    /// `edge_case`, `failure_mode` or `missing_acceptance`.
+    pub kind: String,
+    pub description: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -104,6 +104,22 @@ pub fn submit_review() -> ToolSpec {
     )
 }
 
+pub fn submit_findings() -> ToolSpec {
+    tool(
+        "submit_findings",
+        "Submit what the spec misses: edge cases, failure modes, missing acceptance criteria. An empty list means it is complete.",
+        object(
+            &json!({
+                "findings": {"type": "array", "items": object(&json!({
+                    "kind": {"type": "string", "enum": ["edge_case", "failure_mode", "missing_acceptance"]},
+                    "description": text("What is missing and why it matters."),
+                }), &["kind", "description"])},
+            }),
+            &["findings"],
+        ),
+    )
+}
+
 pub fn submit_children() -> ToolSpec {
     tool(
         "submit_children",

@@ -231,6 +231,37 @@ pub fn render_markdown(evidence: &Evidence) -> String {
         }
     }
 
+    if let Some(review) = &evidence.review
+        && !review.votes.is_empty()
+    {
+        let _ = writeln!(
+            out,
+            "\n| reviewer | weight | vote | reason |\n|---|---:|---|---|"
+        );
+        for vote in &review.votes {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                one_line(&vote.persona),
+                vote.weight,
+                vote.verdict,
+                one_line(&vote.reason).replace('|', "\\|")
+            );
+        }
+    }
+
+    if !evidence.adversarial.is_empty() {
+        let _ = writeln!(out, "\n### Adversarial review of the spec\n");
+        for finding in &evidence.adversarial {
+            let _ = writeln!(
+                out,
+                "- **{}**: {}",
+                finding.kind.replace('_', " "),
+                one_line(&finding.description)
+            );
+        }
+    }
+
     if !evidence.children.is_empty() {
         let _ = writeln!(out, "\n### Child issues\n");
         for (index, child) in evidence.children.iter().enumerate() {

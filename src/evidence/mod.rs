@@ -15,7 +15,10 @@ use crate::patch::FileChange;
 use crate::pipeline::budget::Spend;
 use crate::pipeline::{Outcome, PhaseName, Route};
 use crate::policy::{Verdict, Violation};
-use crate::records::{Child, Feedback, Plan, RepairRecord, Review, TestsRecord, VerifyRecord};
+use crate::records::{
+    Adversarial, AdversarialFinding, Child, Feedback, Plan, RepairRecord, Review, TestsRecord,
+    VerifyRecord,
+};
 use crate::run_dir::manifest::{IssueRef, Manifest, PhaseStatus};
 
 pub use markdown::render_markdown;
@@ -43,6 +46,9 @@ pub struct Evidence {
     pub review: Option<Review>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Child>,
+    /// The spec's adversarial findings (`[phases.spec].adversarial`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adversarial: Vec<AdversarialFinding>,
     pub risks: Vec<String>,
     pub needs_human: Vec<String>,
     pub rollback: String,
@@ -129,6 +135,7 @@ pub struct EvidenceInput<'a> {
     pub review: Option<&'a Review>,
     pub plan: Option<&'a Plan>,
     pub children: &'a [Child],
+    pub adversarial: Option<&'a Adversarial>,
     /// Models that answered without a `[pricing]` entry.
     pub unpriced_models: &'a [String],
 }
@@ -233,6 +240,10 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
         repairs,
         review: input.review.cloned(),
         children: input.children.to_vec(),
+        adversarial: input
+            .adversarial
+            .map(|record| record.findings.clone())
+            .unwrap_or_default(),
         risks: Vec::new(),
         needs_human: Vec::new(),
         rollback: rollback(input),

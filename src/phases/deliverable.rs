@@ -9,7 +9,10 @@ use crate::agent::{self, SessionEnd, SessionError, SessionSpec, schema, tools};
 use crate::config::ModelRef;
 use crate::llm::ToolSpec;
 use crate::pipeline::{Outcome, PhaseName};
-use crate::records::{Children, Design, Feedback, FeedbackEntry, Plan, Review, Spec, Ticket};
+use crate::records::{
+    Adversarial, AdversarialFinding, Children, Design, Feedback, FeedbackEntry, Plan, Review, Spec,
+    Ticket, Vote,
+};
 
 /// What differs between the deliverable phases.
 struct Kind {
@@ -49,9 +52,69 @@ fn kind(phase: PhaseName) -> Kind {
     }
 }
 
+/// How one `submit_*` session ended, for the phase to act on.
+enum Asked {
+    Value(Value),
+    /// No valid submission within the turn limit: counts as a failed attempt.
+    NoAnswer(u32),
+    Stop(Outcome, String),
+}
+
+/// One session that must end in `tool`.
+struct Ask<'a> {
+    label: String,
+    attempt: u32,
+    model: &'a ModelRef,
+    system: String,
+    prompt: String,
+    tool: ToolSpec,
+    workspace: Option<&'a tools::Workspace>,
+    max_turns: u32,
+}
+
+async fn ask(context: &mut Context<'_>, ask: Ask<'_>) -> anyhow::Result<Asked> {
+    let provider = match context.provider(ask.model) {
+        Ok(provider) => provider,
+        Err(error) => return Ok(Asked::Stop(Outcome::Blocked, error.to_string())),
+    };
+    let run_id = context.run_id();
+    let spec = SessionSpec {
+        provider: provider.as_ref(),
+        model: ask.model,
+        run_id: &run_id,
+        phase_label: ask.label.clone(),
+        attempt: ask.attempt,
+        system: ask.system,
+        prompt: ask.prompt,
+        terminal: ask.tool,
+        tools: if ask.workspace.is_some() {
+            tools::read_only_specs()
+        } else {
+            Vec::new()
+        },
+        workspace: ask.workspace,
+        max_turns: ask.max_turns,
+    };
+    let mut observer = context.observer(&ask.label, ask.attempt, ask.model);
+    Ok(match agent::run_session(spec, &mut observer).await {
+        Ok(SessionEnd::Submitted(value)) => Asked::Value(value),
+        Err(SessionError::Budget(reason)) => Asked::Stop(Outcome::BudgetExceeded, reason),
+        Err(SessionError::Provider(error)) => Asked::Stop(Outcome::Blocked, error.to_string()),
+        Err(SessionError::TurnLimit(turns)) => Asked::NoAnswer(turns),
+        Err(SessionError::Other(error)) => return Err(error),
+    })
+}
+
 pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<PhaseEnd> {
     let kind = kind(phase);
-    let model = context.model_for(phase)?;
+    let settings = context.config().phase(phase);
+    let mut model = context.model_for(phase)?;
+    let escalate = settings
+        .escalate
+        .as_deref()
+        .map(|reference| context.config().resolve_model_reference(reference))
+        .transpose()
+        .map_err(|message| crate::bad_input!("phases.{phase}.escalate: {message}"))?;
     let validator_model = context
         .config()
         .validator_model(phase)
@@ -60,10 +123,7 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
     let conventions = context.conventions();
     let attempts = context.config().attempts(phase);
     let max_turns = context.config().max_turns(phase);
-    let provider = match context.provider(&model) {
-        Ok(provider) => provider,
-        Err(error) => return Ok(PhaseEnd::Stop(Outcome::Blocked, error.to_string())),
-    };
+    let mut adversarial_pending = phase == PhaseName::Spec && settings.adversarial;
     // The work tree lets design, plan and review read the code they reason about.
     let base = context.run.manifest.base_sha.clone();
     let patch = if phase == PhaseName::Review {
@@ -86,27 +146,36 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
     let mut objections: Vec<String> = Vec::new();
     for attempt in 1..=attempts {
         context.record().attempts = attempt;
-        let spec = SessionSpec {
-            provider: provider.as_ref(),
-            model: &model,
-            run_id: &context.run_id(),
-            phase_label: phase.to_string(),
-            attempt,
-            system: prompts::system(prompts::role(phase.as_str()), &conventions),
-            prompt: format!("{inputs}{}", prompts::objections_section(&objections)),
-            terminal: kind.tool.clone(),
-            tools: tools::read_only_specs(),
-            workspace: Some(&workspace),
-            max_turns,
+        let prompt = format!("{inputs}{}", prompts::objections_section(&objections));
+        let panel = context.config().review.panel.clone();
+        let asked = if phase == PhaseName::Review && !panel.is_empty() {
+            panel_review(
+                context,
+                attempt,
+                &model,
+                &prompt,
+                &conventions,
+                &workspace,
+                max_turns,
+            )
+            .await?
+        } else {
+            let system = prompts::system(prompts::role(phase.as_str()), &conventions);
+            let question = Ask {
+                label: phase.to_string(),
+                attempt,
+                model: &model,
+                system,
+                prompt,
+                tool: kind.tool.clone(),
+                workspace: Some(&workspace),
+                max_turns,
+            };
+            ask(context, question).await?
         };
-        let mut observer = context.observer(phase.as_str(), attempt, &model);
-        let deliverable = match agent::run_session(spec, &mut observer).await {
-            Ok(SessionEnd::Submitted(value)) => value,
-            Err(SessionError::Budget(reason)) => {
-                save_feedback(context, &feedback)?;
-                return Ok(PhaseEnd::Stop(Outcome::BudgetExceeded, reason));
-            }
-            Err(SessionError::TurnLimit(turns)) => {
+        let deliverable = match asked {
+            Asked::Value(value) => value,
+            Asked::NoAnswer(turns) => {
                 let objection = format!(
                     "attempt {attempt} produced no valid {} in {turns} turns",
                     kind.tool.name
@@ -119,14 +188,13 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
                 objections.push(objection);
                 continue;
             }
-            Err(SessionError::Provider(error)) => {
+            Asked::Stop(outcome, reason) => {
                 save_feedback(context, &feedback)?;
-                return Ok(PhaseEnd::Stop(Outcome::Blocked, error.to_string()));
+                return Ok(PhaseEnd::Stop(outcome, reason));
             }
-            Err(SessionError::Other(error)) => return Err(error),
         };
         let markdown = render(phase, &deliverable)?;
-        match validate(
+        let mut verdict = validate(
             context,
             phase,
             attempt,
@@ -136,8 +204,12 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
             &markdown,
             &objections,
         )
-        .await?
-        {
+        .await?;
+        if matches!(verdict, Validation::Pass) && adversarial_pending {
+            adversarial_pending = false;
+            verdict = adversarial(context, attempt, &model, &source, &markdown).await?;
+        }
+        match verdict {
             Validation::Pass => {
                 feedback.attempts.push(FeedbackEntry {
                     attempt,
@@ -158,13 +230,20 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
                 }
                 return Ok(PhaseEnd::Continue);
             }
-            Validation::Revise(new_objections) => {
+            Validation::Revise(label, new_objections) => {
                 feedback.attempts.push(FeedbackEntry {
                     attempt,
-                    verdict: "revise".into(),
+                    verdict: label.into(),
                     objections: new_objections.clone(),
                 });
                 objections.extend(new_objections);
+                if let Some(stronger) = &escalate
+                    && *stronger != model
+                {
+                    tracing::info!("{phase}: escalating to {stronger} after a revise");
+                    context.record().note = Some(format!("escalated to {stronger}"));
+                    model = stronger.clone();
+                }
             }
             Validation::Stop(outcome, reason) => {
                 save_feedback(context, &feedback)?;
@@ -183,7 +262,8 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
 
 enum Validation {
     Pass,
-    Revise(Vec<String>),
+    /// The verdict label (`revise`, `adversarial`) and the objections.
+    Revise(&'static str, Vec<String>),
     Stop(Outcome, String),
 }
 
@@ -201,11 +281,6 @@ async fn validate(
     markdown: &str,
     earlier: &[String],
 ) -> anyhow::Result<Validation> {
-    let provider = match context.provider(model) {
-        Ok(provider) => provider,
-        Err(error) => return Ok(Validation::Stop(Outcome::Blocked, error.to_string())),
-    };
-    let label = format!("{phase}.validate");
     let prompt = format!(
         "Check this {} against {}.\n\n# Source: {}\n\n{source}\n\n# Deliverable: {}\n\n{}{}",
         kind.artifact,
@@ -222,52 +297,173 @@ async fn validate(
             )
         }
     );
-    let spec = SessionSpec {
-        provider: provider.as_ref(),
-        model,
-        run_id: &context.run_id(),
-        phase_label: label.clone(),
+    let question = Ask {
+        label: format!("{phase}.validate"),
         attempt,
+        model,
         system: prompts::system(prompts::role("validate"), ""),
         prompt,
-        terminal: schema::submit_verdict(),
-        tools: Vec::new(),
+        tool: schema::submit_verdict(),
         workspace: None,
         max_turns: 4,
     };
-    let mut observer = context.observer(&label, attempt, model);
-    match agent::run_session(spec, &mut observer).await {
-        Ok(SessionEnd::Submitted(value)) => {
-            let objections: Vec<String> = value
-                .get("objections")
-                .and_then(Value::as_array)
-                .map(|list| {
-                    list.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+    Ok(match ask(context, question).await? {
+        Asked::Value(value) => {
+            let objections = strings(&value, "objections");
             if value.get("verdict").and_then(Value::as_str) == Some("pass") {
-                Ok(Validation::Pass)
+                Validation::Pass
             } else if objections.is_empty() {
-                Ok(Validation::Revise(vec![
-                    "the validator asked for a revision without saying why".into(),
-                ]))
+                Validation::Revise(
+                    "revise",
+                    vec!["the validator asked for a revision without saying why".into()],
+                )
             } else {
-                Ok(Validation::Revise(objections))
+                Validation::Revise("revise", objections)
             }
         }
-        Err(SessionError::Budget(reason)) => Ok(Validation::Stop(Outcome::BudgetExceeded, reason)),
-        Err(SessionError::Provider(error)) => {
-            Ok(Validation::Stop(Outcome::Blocked, error.to_string()))
-        }
         // A validator that cannot answer never passes anything.
-        Err(SessionError::TurnLimit(turns)) => Ok(Validation::Revise(vec![format!(
-            "the validator gave no verdict in {turns} turns"
-        )])),
-        Err(SessionError::Other(error)) => Err(error),
+        Asked::NoAnswer(turns) => Validation::Revise(
+            "revise",
+            vec![format!("the validator gave no verdict in {turns} turns")],
+        ),
+        Asked::Stop(outcome, reason) => Validation::Stop(outcome, reason),
+    })
+}
+
+/// The spec's adversarial pass: findings become objections for one more
+/// attempt, and all of them are kept in `adversarial.json` for the evidence.
+async fn adversarial(
+    context: &mut Context<'_>,
+    attempt: u32,
+    model: &ModelRef,
+    source: &str,
+    markdown: &str,
+) -> anyhow::Result<Validation> {
+    let question = Ask {
+        label: "spec.adversarial".into(),
+        attempt,
+        model,
+        system: prompts::system(prompts::role("adversarial"), ""),
+        prompt: format!(
+            "# The ticket\n\n{source}\n\n# The spec\n\n{}",
+            prompts::cap(markdown, 24_000)
+        ),
+        tool: schema::submit_findings(),
+        workspace: None,
+        max_turns: 4,
+    };
+    let findings: Vec<AdversarialFinding> = match ask(context, question).await? {
+        Asked::Value(value) => {
+            serde_json::from_value(value.get("findings").cloned().unwrap_or_default())
+                .unwrap_or_default()
+        }
+        Asked::NoAnswer(_) => Vec::new(),
+        Asked::Stop(outcome, reason) => return Ok(Validation::Stop(outcome, reason)),
+    };
+    context.run.write_json(
+        "adversarial.json",
+        &Adversarial {
+            findings: findings.clone(),
+        },
+    )?;
+    if findings.is_empty() {
+        return Ok(Validation::Pass);
     }
+    let objections = findings
+        .iter()
+        .map(|finding| {
+            format!(
+                "{}: {}",
+                finding.kind.replace('_', " "),
+                finding.description
+            )
+        })
+        .collect();
+    Ok(Validation::Revise("adversarial", objections))
+}
+
+/// `[review].panel`: each persona reviews the diff against the spec; the
+/// weighted vote decides. Every vote and its reason is kept.
+async fn panel_review(
+    context: &mut Context<'_>,
+    attempt: u32,
+    model: &ModelRef,
+    prompt: &str,
+    conventions: &str,
+    workspace: &tools::Workspace,
+    max_turns: u32,
+) -> anyhow::Result<Asked> {
+    let panel = context.config().review.panel.clone();
+    let threshold = context.config().review.approve_threshold;
+    let mut votes = Vec::new();
+    let mut findings = Vec::new();
+    for persona in &panel {
+        let role = format!(
+            "{}\nYou are the {} reviewer on a panel: judge the diff through that lens, and leave other concerns to the other reviewers.",
+            prompts::role("review"),
+            persona.persona
+        );
+        let question = Ask {
+            label: format!("review.{}", persona.persona),
+            attempt,
+            model,
+            system: prompts::system(&role, conventions),
+            prompt: prompt.to_owned(),
+            tool: schema::submit_review(),
+            workspace: Some(workspace),
+            max_turns,
+        };
+        let (verdict, reason) = match ask(context, question).await? {
+            Asked::Value(value) => {
+                let review: Review = serde_json::from_value(value)?;
+                let reason = if review.findings.is_empty() {
+                    "no findings".to_owned()
+                } else {
+                    review
+                        .findings
+                        .iter()
+                        .map(|finding| format!("{}: {}", finding.severity, finding.comment))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                for mut finding in review.findings {
+                    finding.comment = format!("[{}] {}", persona.persona, finding.comment);
+                    findings.push(finding);
+                }
+                (review.verdict, reason)
+            }
+            Asked::NoAnswer(turns) => (
+                "request_changes".to_owned(),
+                format!("no verdict in {turns} turns"),
+            ),
+            Asked::Stop(outcome, reason) => return Ok(Asked::Stop(outcome, reason)),
+        };
+        votes.push(Vote {
+            persona: persona.persona.clone(),
+            weight: persona.weight,
+            verdict,
+            reason,
+        });
+    }
+    let verdict = crate::pipeline::weighted_verdict(&votes, threshold);
+    Ok(Asked::Value(serde_json::to_value(Review {
+        verdict: verdict.into(),
+        findings,
+        votes,
+    })?))
+}
+
+fn strings(value: &Value, key: &str) -> Vec<String> {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn save_feedback(context: &mut Context<'_>, feedback: &Feedback) -> anyhow::Result<()> {

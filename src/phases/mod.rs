@@ -399,6 +399,7 @@ pub fn write_evidence(
     let tests: Option<TestsRecord> = run.read_json("tests.json")?;
     let repairs: Option<RepairRecord> = run.read_json("repair.json")?;
     let review: Option<Review> = run.read_json("review.json")?;
+    let adversarial: Option<crate::records::Adversarial> = run.read_json("adversarial.json")?;
     let children: Vec<Child> = run
         .read_json::<Children>("children.json")?
         .map(|c| c.children)
@@ -439,6 +440,7 @@ pub fn write_evidence(
         review: review.as_ref(),
         plan: plan.as_ref(),
         children: &children,
+        adversarial: adversarial.as_ref(),
         unpriced_models: &unpriced,
     });
     let markdown = evidence::render_markdown(&evidence);

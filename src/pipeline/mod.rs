@@ -379,6 +379,22 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// A panel's decision: approve when the weighted share of `approve` votes
+/// exceeds `threshold`; anything else (ties included) requests changes.
+pub fn weighted_verdict(votes: &[crate::records::Vote], threshold: f64) -> &'static str {
+    let total: f64 = votes.iter().map(|vote| vote.weight).sum();
+    let approving: f64 = votes
+        .iter()
+        .filter(|vote| vote.verdict == "approve")
+        .map(|vote| vote.weight)
+        .sum();
+    if total > 0.0 && approving / total > threshold {
+        "approve"
+    } else {
+        "request_changes"
+    }
+}
+
 /// Route from labels through `[triggers].routes`; the first label that maps wins.
 pub fn route_from_labels(
     labels: &[String],
@@ -510,6 +526,29 @@ mod tests {
                 .unwrap()
                 .contains("twice")
         );
+    }
+
+    #[test]
+    fn weighted_votes() {
+        let vote = |verdict: &str, weight: f64| crate::records::Vote {
+            persona: "p".into(),
+            weight,
+            verdict: verdict.into(),
+            reason: String::new(),
+        };
+        assert_eq!(
+            weighted_verdict(&[vote("approve", 2.0), vote("request_changes", 1.0)], 0.5),
+            "approve"
+        );
+        assert_eq!(
+            weighted_verdict(&[vote("approve", 1.0), vote("request_changes", 1.0)], 0.5),
+            "request_changes"
+        );
+        assert_eq!(
+            weighted_verdict(&[vote("approve", 1.0), vote("request_changes", 3.0)], 0.5),
+            "request_changes"
+        );
+        assert_eq!(weighted_verdict(&[], 0.5), "request_changes");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod support;
 
 mod config;
 mod demo;
+mod models;
 mod providers;
 mod routes;
 mod run_dir;

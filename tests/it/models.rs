@@ -1,0 +1,150 @@
+//! Model routing features: escalation, the adversarial spec pass, the review
+//! panel, per-step implement, and external executors.
+
+use serde_json::json;
+
+use crate::support::{TestContext, agent, call, happy_script, read_json, reply, write};
+
+fn review(verdict: &str, comment: &str) -> serde_json::Value {
+    json!([reply(vec![call(
+        "submit_review",
+        json!({"verdict": verdict, "findings": [{"severity": "minor", "comment": comment}]})
+    )])])
+}
+
+const PANEL: &str = r#"
+[review]
+panel = [
+  { persona = "security", weight = 2.0 },
+  { persona = "reliability", weight = 1.0 },
+  { persona = "product", weight = 1.0 },
+]
+"#;
+
+#[test]
+fn the_review_panel_votes_by_weight_and_every_vote_is_evidence() {
+    let context = TestContext::new(PANEL);
+    let mut script = happy_script();
+    script["review.security"] = review("approve", "no secrets handled");
+    script["review.reliability"] = review("request_changes", "no error path for a missing lib.sh");
+    script["review.product"] = review("approve", "does what the issue asks");
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let evidence = context.evidence();
+    let votes = evidence["review"]["votes"].as_array().unwrap();
+    let summary: Vec<(&str, f64, &str)> = votes
+        .iter()
+        .map(|vote| {
+            (
+                vote["persona"].as_str().unwrap(),
+                vote["weight"].as_f64().unwrap(),
+                vote["verdict"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("security", 2.0, "approve"),
+            ("reliability", 1.0, "request_changes"),
+            ("product", 1.0, "approve")
+        ]
+    );
+    assert!(
+        votes[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no error path")
+    );
+    assert_eq!(evidence["review"]["verdict"], "approve");
+    let markdown = context.run_file("evidence.md");
+    assert!(
+        markdown.contains("| reliability | 1 | request_changes |"),
+        "{markdown}"
+    );
+}
+
+#[test]
+fn a_weighted_tie_is_not_an_approval() {
+    let context = TestContext::new(PANEL);
+    let mut script = happy_script();
+    script["review.security"] = review("request_changes", "the key is logged");
+    script["review.reliability"] = review("approve", "fine");
+    script["review.product"] = review("approve", "fine");
+    context.script(&script);
+    context.run_local().assert_code(1);
+    let evidence = context.evidence();
+    assert_eq!(evidence["review"]["verdict"], "request_changes");
+    assert_eq!(evidence["outcome"], "blocked");
+}
+
+#[test]
+fn the_adversarial_pass_sends_its_findings_back_to_the_spec() {
+    let context = TestContext::new("[phases.spec]\nadversarial = true\n");
+    let mut script = happy_script();
+    script["spec.adversarial"] = json!([reply(vec![call(
+        "submit_findings",
+        json!({"findings": [
+            {"kind": "edge_case", "description": "greet with LANG unset prints nothing"},
+            {"kind": "missing_acceptance", "description": "no criterion for a trailing newline"}
+        ]})
+    )])]);
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let evidence = context.evidence();
+    let adversarial = evidence["adversarial"].as_array().unwrap();
+    assert_eq!(adversarial.len(), 2);
+    assert_eq!(adversarial[0]["kind"], "edge_case");
+    let feedback = read_json(&context.run_dir.join("feedback/spec.json"));
+    assert_eq!(feedback["attempts"][0]["verdict"], "adversarial");
+    assert_eq!(feedback["attempts"][1]["verdict"], "pass");
+    assert!(
+        context
+            .run_file("transcripts/spec-2.jsonl")
+            .contains("greet with LANG unset prints nothing")
+    );
+    assert!(
+        context
+            .run_file("evidence.md")
+            .contains("Adversarial review of the spec")
+    );
+    // It runs once: the second spec goes to the validator alone.
+    assert!(
+        !context
+            .run_dir
+            .join("transcripts/spec.adversarial-2.jsonl")
+            .exists()
+    );
+}
+
+#[test]
+fn a_revise_escalates_the_next_attempt_to_the_configured_model() {
+    let context = TestContext::new("[phases.spec]\nescalate = \"heavy\"\n");
+    let mut script = happy_script();
+    script["spec.validate#1"] = json!([reply(vec![call(
+        "submit_verdict",
+        json!({"verdict": "revise", "objections": ["too vague"]})
+    )])]);
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let spec = &context.manifest()["phases"][1];
+    assert_eq!(spec["model"], "fake:standard");
+    assert!(
+        spec["by_model"]["fake:heavy"]["tokens_in"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{spec}"
+    );
+    assert!(
+        context
+            .run_file("transcripts/spec-2.jsonl")
+            .contains("\"model\":\"fake:heavy\"")
+    );
+    assert!(
+        context
+            .run_file("transcripts/spec-1.jsonl")
+            .contains("\"model\":\"fake:standard\"")
+    );
+    let _ = (agent, write);
+}
