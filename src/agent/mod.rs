@@ -6,6 +6,7 @@
 //! telling the model what was wrong, and counts as a turn.
 
 pub mod command;
+pub mod executor;
 pub mod schema;
 pub mod tools;
 

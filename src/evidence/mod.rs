@@ -407,6 +407,16 @@ fn risks(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
         }
     }
     for record in &input.manifest.phases {
+        if let Some(executor) = record
+            .model
+            .as_deref()
+            .and_then(|model| model.strip_prefix("executor:"))
+        {
+            risks.push(format!(
+                "{} ran the external executor `{executor}`: its model use is not metered by baton.",
+                record.name
+            ));
+        }
         for fallback in &record.fallbacks {
             risks.push(format!(
                 "{}: the model fell back ({fallback}) after repeated provider failures.",

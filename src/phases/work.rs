@@ -48,6 +48,11 @@ async fn agent_session(
     tree: &WorkTree,
     prompt: String,
 ) -> anyhow::Result<AgentRun> {
+    if let Some(executor) = context.config().executor.clone()
+        && executor.phases.iter().any(|name| name == phase.as_str())
+    {
+        return run_executor(context, phase, attempt, tree, &prompt, &executor).await;
+    }
     let model = context.model_for(phase)?;
     let provider = match context.provider(&model) {
         Ok(provider) => provider,
@@ -92,6 +97,59 @@ async fn agent_session(
         ),
         Err(SessionError::Other(error)) => return Err(error),
     })
+}
+
+/// An external executor in place of the built-in agent: same work tree, same
+/// judgement afterwards. Its output goes to the transcript, redacted.
+async fn run_executor(
+    context: &mut Context<'_>,
+    phase: PhaseName,
+    attempt: u32,
+    tree: &WorkTree,
+    prompt: &str,
+    executor: &crate::config::ExecutorConfig,
+) -> anyhow::Result<AgentRun> {
+    let system = prompts::system(prompts::role(phase.as_str()), &context.conventions());
+    let full_prompt = format!("{system}\n\n{prompt}");
+    let mut secret_variables = context.settings.key_variables.clone();
+    secret_variables.extend(executor.key_env.clone());
+    let (command_line, output) =
+        crate::agent::executor::run(executor, tree.path(), &full_prompt, &secret_variables).await?;
+    let status = if output.timed_out {
+        format!("timed out after {} s", executor.timeout_s)
+    } else {
+        format!(
+            "exit code {}",
+            output
+                .exit_code
+                .map_or("none".into(), |code| code.to_string())
+        )
+    };
+    let line = serde_json::json!({
+        "at": crate::clock::now_rfc3339(),
+        "phase": phase,
+        "attempt": attempt,
+        "executor": executor.kind,
+        "command": command_line,
+        "status": status,
+        "duration_s": output.duration_s,
+        "output": output.output,
+    });
+    context.run.append_line(
+        &format!("transcripts/{phase}-{attempt}.jsonl"),
+        &line.to_string(),
+    )?;
+    context.record().model = Some(format!(
+        "executor:{}",
+        serde_json::to_value(executor.kind)?
+            .as_str()
+            .unwrap_or("command")
+    ));
+    context.record().note = Some(format!("executor {status}"));
+    let tail = crate::agent::command::tail(&output.output, 5);
+    Ok(AgentRun::Finished(format!(
+        "external executor ({status}): {tail}"
+    )))
 }
 
 /// The ticket-derived inputs every agent phase gets: the spec (or the ticket)
@@ -191,30 +249,68 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     ))
 }
 
-/// implement: make the tests pass, on base + the tests' patch.
+/// implement: make the tests pass, on base + the tests' patch. With
+/// `[phases.implement].per_step`, one fresh-context session per plan step,
+/// each given the plan, its step and a summary of the diff so far.
 pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     let base = context.run.manifest.base_sha.clone();
     let patch = context.patch()?;
     let tree = context.source.work_tree(&base, &patch)?;
-    let mut prompt = task_brief(context)?;
+    let mut brief = task_brief(context)?;
     if let Some(tests) = context.run.read_json::<TestsRecord>("tests.json")? {
         let files: Vec<String> = tests
             .files
             .iter()
             .map(|(path, _)| format!("`{path}`"))
             .collect();
-        prompt.push_str(&format!(
+        brief.push_str(&format!(
             "# Tests written first\n\nThese files already hold failing tests; make them pass and do not change them: {}\n\n",
             files.join(", ")
         ));
     }
-    prompt.push_str("Implement the change now.");
-    context.record().attempts = 1;
-    let summary = match agent_session(context, PhaseName::Implement, 1, &tree, prompt).await? {
-        AgentRun::Finished(summary) => summary,
-        AgentRun::Stop(outcome, reason) => return Ok(PhaseEnd::Stop(outcome, reason)),
+    let steps = match context.plan()? {
+        Some(plan)
+            if context.config().phase(PhaseName::Implement).per_step && !plan.steps.is_empty() =>
+        {
+            plan.steps
+        }
+        _ => Vec::new(),
     };
-    save_agent_result(context, &tree, "implement.json", summary)
+    if steps.is_empty() {
+        context.record().attempts = 1;
+        let prompt = format!("{brief}Implement the change now.");
+        return match agent_session(context, PhaseName::Implement, 1, &tree, prompt).await? {
+            AgentRun::Finished(summary) => {
+                save_agent_result(context, &tree, "implement.json", summary)
+            }
+            AgentRun::Stop(outcome, reason) => Ok(PhaseEnd::Stop(outcome, reason)),
+        };
+    }
+    let mut summaries = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        let number = index as u32 + 1;
+        context.record().attempts = number;
+        let so_far = tree.diff()?;
+        let diffstat: Vec<String> = crate::patch::parse(&so_far)
+            .iter()
+            .map(|change| format!("- `{}` +{} −{}", change.path, change.added, change.removed))
+            .collect();
+        let prompt = format!(
+            "{brief}# Your step ({number} of {})\n\n{step}\n\nDo this step only; the other steps have their own sessions.\n\n# The diff so far\n\n{}\n\n```diff\n{}\n```\n",
+            steps.len(),
+            if diffstat.is_empty() {
+                "Nothing changed yet.".to_owned()
+            } else {
+                diffstat.join("\n")
+            },
+            prompts::cap(&so_far, 16_000)
+        );
+        match agent_session(context, PhaseName::Implement, number, &tree, prompt).await? {
+            AgentRun::Finished(summary) => summaries.push(format!("step {number}: {summary}")),
+            AgentRun::Stop(outcome, reason) => return Ok(PhaseEnd::Stop(outcome, reason)),
+        }
+    }
+    save_agent_result(context, &tree, "implement.json", summaries.join("\n"))
 }
 
 /// repair: fix what the gates said, with the history of earlier repairs.

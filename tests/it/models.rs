@@ -146,5 +146,82 @@ fn a_revise_escalates_the_next_attempt_to_the_configured_model() {
             .run_file("transcripts/spec-1.jsonl")
             .contains("\"model\":\"fake:standard\"")
     );
-    let _ = (agent, write);
+}
+
+#[test]
+fn per_step_implement_runs_one_fresh_session_per_plan_step() {
+    let context = TestContext::new("[phases.implement]\nper_step = true\n");
+    let mut script = happy_script();
+    script["implement#1"] = agent(vec![vec![write(
+        "lib.sh",
+        "greet() { echo \"hello, world\"; }\n",
+    )]]);
+    script["implement#2"] = agent(vec![]);
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let second = context.run_file("transcripts/implement-2.jsonl");
+    assert!(
+        second.contains("Your step (2 of 2)") && second.contains("change greet"),
+        "{second}"
+    );
+    // A summary of the diff so far, not the first session's conversation.
+    assert!(second.contains("`lib.sh` +1 −1"), "{second}");
+    assert!(
+        !second.contains("wrote 33 bytes"),
+        "the first step's conversation leaked into the second"
+    );
+    assert_eq!(context.manifest()["phases"][5]["attempts"], 2);
+}
+
+#[test]
+fn an_external_executor_edits_the_tree_is_verified_and_never_sees_tokens() {
+    let directory = tempfile::tempdir().unwrap();
+    let script_path = directory.path().join("fake-agent.sh");
+    let env_dump = directory.path().join("env.txt");
+    let prompt_copy = directory.path().join("prompt.md");
+    std::fs::write(
+        &script_path,
+        "cp \"$1\" \"$2\"\nenv > \"$3\"\nprintf 'greet() { echo \"hello, world\"; }\\n' > lib.sh\necho edited lib.sh\n",
+    )
+    .unwrap();
+    let config = format!(
+        "[executor]\nkind = \"command\"\ncommand = \"sh {} {{prompt_file}} {} {}\"\nkey_env = \"FAKE_MODEL_KEY\"\ntimeout_s = 60\n",
+        script_path.display(),
+        prompt_copy.display(),
+        env_dump.display()
+    );
+    let context = TestContext::new(&config)
+        .env("FAKE_MODEL_KEY", "model-key-0123456789")
+        .env("GITHUB_TOKEN", "ghs_forge-token-0123456789")
+        .env("BATON_FORGE_TOKEN", "forge-token-abcdefghij")
+        .env("ANTHROPIC_API_KEY", "sk-ant-unused-0123456789abcdef");
+    context.script(&happy_script());
+    context.run_local().assert_code(0);
+
+    let environment = std::fs::read_to_string(&env_dump).unwrap();
+    assert!(environment.contains("FAKE_MODEL_KEY=model-key-0123456789"));
+    for leaked in [
+        "GITHUB_TOKEN",
+        "BATON_FORGE_TOKEN",
+        "ANTHROPIC_API_KEY",
+        "forge-token",
+    ] {
+        assert!(!environment.contains(leaked), "the executor saw {leaked}");
+    }
+    let prompt = std::fs::read_to_string(&prompt_copy).unwrap();
+    assert!(
+        prompt.contains("Implement the change now") && prompt.contains("# The spec"),
+        "{prompt}"
+    );
+
+    let evidence = context.evidence();
+    assert_eq!(evidence["outcome"], "done");
+    assert_eq!(evidence["changed_files"][0]["path"], "lib.sh");
+    assert_eq!(evidence["tests_first"]["green"], true);
+    let transcript = context.run_file("transcripts/implement-1.jsonl");
+    assert!(
+        transcript.contains("\"executor\":\"command\"") && transcript.contains("edited lib.sh"),
+        "{transcript}"
+    );
+    assert_eq!(context.manifest()["phases"][5]["model"], "executor:command");
 }
