@@ -11,6 +11,7 @@ mod support;
 
 mod config;
 mod demo;
+mod e2e;
 mod models;
 mod providers;
 mod routes;
