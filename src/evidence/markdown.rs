@@ -163,19 +163,27 @@ pub fn render_markdown(evidence: &Evidence) -> String {
         evidence.budget.cost_usd,
         evidence.budget.wall_s
     );
-    let models: Vec<String> = {
-        let mut models: Vec<String> = evidence
-            .budget
-            .by_phase
-            .values()
-            .flat_map(|spend| spend.by_model.keys().cloned())
-            .collect();
-        models.sort();
-        models.dedup();
-        models
-    };
-    if !models.is_empty() {
-        let _ = writeln!(out, "\nModels: {}", code_list(&models));
+    let mut by_model: std::collections::BTreeMap<&str, crate::pipeline::budget::Spend> =
+        std::collections::BTreeMap::new();
+    for spend in evidence.budget.by_phase.values() {
+        for (model, model_spend) in &spend.by_model {
+            by_model.entry(model.as_str()).or_default().add(model_spend);
+        }
+    }
+    if !by_model.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| model | tokens in | tokens out | cost |\n|---|---:|---:|---:|"
+        );
+        for (model, spend) in &by_model {
+            let _ = writeln!(
+                out,
+                "| `{model}` | {} | {} | ${:.4} |",
+                thousands(spend.tokens_in),
+                thousands(spend.tokens_out),
+                spend.cost_usd
+            );
+        }
     }
 
     if !evidence.validator.is_empty() || !evidence.repairs.is_empty() {
