@@ -10,7 +10,7 @@ use crate::support::{Run, TestContext, agent, happy_script, write};
 
 const KEY: &str = "fake-llm-key-0123456789";
 
-fn config(wire: Wire, base_url: &str) -> String {
+fn config(wire: Wire, base_url: &str, timeout_s: u64) -> String {
     let kind = match wire {
         Wire::Anthropic => "anthropic",
         Wire::OpenAi => "openai",
@@ -29,7 +29,7 @@ base_url = "{base_url}"
 api_key_env = "FAKE_LLM_KEY"
 max_retries = 2
 backoff_ms = 20
-timeout_s = 10
+timeout_s = {timeout_s}
 
 [[gates]]
 name = "test"
@@ -49,12 +49,21 @@ output_per_mtok = 5.0
 
 /// A chore run (plan, implement, review) against the fake server.
 fn chore_run(wire: Wire, script: Value, faults: Vec<Fault>) -> (TestContext, FakeLlm, Run) {
+    chore_run_with_timeout(wire, script, faults, 10)
+}
+
+fn chore_run_with_timeout(
+    wire: Wire,
+    script: Value,
+    faults: Vec<Fault>,
+    timeout_s: u64,
+) -> (TestContext, FakeLlm, Run) {
     let server = FakeLlm::start(wire, KEY, script);
     for fault in faults {
         server.fault(fault);
     }
-    let context =
-        TestContext::with_config(&config(wire, &server.base_url())).env("FAKE_LLM_KEY", KEY);
+    let context = TestContext::with_config(&config(wire, &server.base_url(), timeout_s))
+        .env("FAKE_LLM_KEY", KEY);
     context.issue_with_labels(&["chore"]);
     let run = context.run_local();
     (context, server, run)
@@ -76,6 +85,7 @@ fn fault(
             .collect(),
         body: body.to_owned(),
         times,
+        delay_ms: 0,
     }
 }
 
@@ -284,7 +294,7 @@ fn a_spend_limit_429_is_not_retried() {
 }
 
 #[test]
-fn timeouts_5xx_and_malformed_bodies_are_retried() {
+fn server_errors_and_malformed_bodies_are_retried() {
     for_each_wire(|wire| {
         let (_context, server, run) = chore_run(
             wire,
@@ -318,5 +328,20 @@ fn prose_and_empty_replies_over_the_wire_are_answered() {
         run.assert_code(0);
         let third = server.requests()[2].body.to_string();
         assert!(third.contains("prose alone does nothing"), "{wire:?}");
+    });
+}
+
+#[test]
+fn a_request_that_hangs_times_out_and_is_retried() {
+    for_each_wire(|wire| {
+        let mut hang = fault(None, 200, &[], "{}", 1);
+        hang.delay_ms = 2500;
+        let (_context, _server, run) = chore_run_with_timeout(wire, happy_script(), vec![hang], 1);
+        run.assert_code(0);
+        assert!(
+            run.stderr().contains("timed out after 1 s; retry 1/2"),
+            "{}",
+            run.stderr()
+        );
     });
 }

@@ -30,6 +30,8 @@ pub struct Fault {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub times: usize,
+    /// Wait this long before answering (to fake a server that hangs).
+    pub delay_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -202,7 +204,11 @@ fn respond(
         .find(|fault| fault.times > 0 && fault.model.as_deref().is_none_or(|only| only == model))
     {
         fault.times -= 1;
-        return (fault.status, fault.headers.clone(), fault.body.clone());
+        let answer = (fault.status, fault.headers.clone(), fault.body.clone());
+        let delay = std::time::Duration::from_millis(fault.delay_ms);
+        drop(state);
+        std::thread::sleep(delay);
+        return answer;
     }
     let phase = headers.get("x-baton-phase").cloned().unwrap_or_default();
     let turn = body["messages"].as_array().map_or(0, |messages| {
