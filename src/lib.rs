@@ -78,10 +78,10 @@ async fn run_async(cli: Cli) -> anyhow::Result<ExitStatus> {
                 });
                 if let Some(directory) = &run_dir
                     && directory.join(run_dir::MANIFEST).exists()
-                    && !arguments.force
                 {
+                    // Intake never overwrites a run, not even with --force.
                     progress::line(
-                        "· intake    already finished; nothing to do (--force reruns it)",
+                        "· intake    already finished; nothing to do (a new run needs a new --run-dir)",
                     );
                     return Ok(ExitStatus::Success);
                 }

@@ -156,6 +156,33 @@ impl Redactor {
         output
     }
 
+    /// Known values only, no patterns (for text copied from the repository,
+    /// where token-shaped test fixtures are data, not leaks).
+    pub fn redact_values<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut output = Cow::Borrowed(text);
+        for (name, value) in &self.values {
+            if output.contains(value.as_str()) {
+                output = Cow::Owned(output.replace(value.as_str(), &format!("[REDACTED:{name}]")));
+            }
+        }
+        output
+    }
+
+    /// A patch: added lines fully redacted, context and removed lines (the
+    /// repository's own text) for known values only, so the patch still
+    /// applies to the base commit.
+    pub fn redact_patch(&self, patch: &str) -> String {
+        let mut output = String::with_capacity(patch.len());
+        for line in patch.split_inclusive('\n') {
+            if line.starts_with('+') && !line.starts_with("+++ ") {
+                output.push_str(&self.redact(line));
+            } else {
+                output.push_str(&self.redact_values(line));
+            }
+        }
+        output
+    }
+
     /// Finds secrets in `text`, one finding per rule and line.
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
@@ -233,6 +260,19 @@ mod tests {
             redacted,
             "key=[REDACTED:MY_TOKEN] and [REDACTED:github-token] end"
         );
+    }
+
+    #[test]
+    fn patches_keep_repository_fixtures_but_not_added_secrets() {
+        let redactor = Redactor::new([("CI_TOKEN".to_owned(), "live-token-value-123".to_owned())]);
+        let fixture = fake_github_token();
+        let patch = format!(
+            " const FIXTURE = \"{fixture}\";\n-old live-token-value-123\n+let t = \"{fixture}\";\n"
+        );
+        let redacted = redactor.redact_patch(&patch);
+        assert!(redacted.starts_with(&format!(" const FIXTURE = \"{fixture}\";")));
+        assert!(redacted.contains("-old [REDACTED:CI_TOKEN]"));
+        assert!(redacted.ends_with("+let t = \"[REDACTED:github-token]\";\n"));
     }
 
     #[test]

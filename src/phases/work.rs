@@ -200,7 +200,7 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         };
         let patch = tree.diff()?;
         if let Some(reason) = policy_stop(context, &patch)? {
-            context.run.write_text(PATCH, &patch)?;
+            context.run.write_patch(PATCH, &patch)?;
             return Ok(PhaseEnd::Stop(Outcome::Rejected, reason));
         }
         if patch.trim().is_empty() {
@@ -227,7 +227,7 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
             gates: gates.into_iter().map(|(gate, _)| gate).collect(),
         };
         if red {
-            context.run.write_text(PATCH, &patch)?;
+            context.run.write_patch(PATCH, &patch)?;
             context.run.write_json("tests.json", &record)?;
             context.record().note = Some("red on the base commit".into());
             return Ok(PhaseEnd::Continue);
@@ -238,7 +238,7 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         last = Some((patch, record));
     }
     if let Some((patch, record)) = last {
-        context.run.write_text(PATCH, &patch)?;
+        context.run.write_patch(PATCH, &patch)?;
         context.run.write_json("tests.json", &record)?;
     }
     Ok(PhaseEnd::Stop(
@@ -376,7 +376,7 @@ fn save_agent_result(
     let stop = policy_stop(context, &patch)?;
     // Written even when rejected (redacted on the way), so the evidence shows
     // what was refused; publish refuses it again on its own.
-    context.run.write_text(PATCH, &patch)?;
+    context.run.write_patch(PATCH, &patch)?;
     context
         .run
         .write_json(artifact, &AgentSummary { summary })?;

@@ -109,6 +109,17 @@ impl RunDir {
         Ok(())
     }
 
+    /// Writes a patch, redacted so that it still applies (see
+    /// `Redactor::redact_patch`), and records its hash.
+    pub fn write_patch(&mut self, relative: &str, patch: &str) -> anyhow::Result<()> {
+        let safe = crate::secrets::global().redact_patch(patch);
+        write_atomic(&self.path.join(relative), safe.as_bytes())?;
+        self.manifest
+            .artifacts
+            .insert(relative.to_owned(), sha256_hex(safe.as_bytes()));
+        Ok(())
+    }
+
     pub fn write_text(&mut self, relative: &str, text: &str) -> anyhow::Result<()> {
         self.write(relative, text.as_bytes())
     }

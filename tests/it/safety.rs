@@ -147,3 +147,28 @@ fn the_run_cannot_change_its_own_config() {
     assert_eq!(evidence["outcome"], "rejected");
     assert_eq!(evidence["scope"]["violations"][0]["rule"], "protected");
 }
+
+#[test]
+fn token_shaped_fixtures_in_the_repository_do_not_break_the_patch() {
+    let context = TestContext::new("");
+    let fixture = format!("ghp_{}", "F1x7ure".repeat(6));
+    std::fs::write(
+        context.repo.join("lib.sh"),
+        format!("# scanner fixture: {fixture}\ngreet() {{ echo \"hello\"; }}\n"),
+    )
+    .unwrap();
+    context.commit("a fixture next to the code");
+    let mut script = happy_script();
+    script["implement"] = agent(vec![vec![call(
+        "edit_file",
+        json!({"path": "lib.sh", "old": "echo \"hello\"", "new": "echo \"hello, world\""}),
+    )]]);
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let patch = context.run_file("changes.patch");
+    assert!(
+        patch.contains(&fixture),
+        "the repository's own context line was altered:\n{patch}"
+    );
+    assert_eq!(context.evidence()["outcome"], "done");
+}
