@@ -213,12 +213,20 @@ fn sloppy_replies_are_answered_and_counted_as_turns() {
         {"text": "Sure! Here is the spec in prose.", "usage": {"input": 10, "output": 10}},
         reply(vec![call("no_such_tool", json!({}))]),
         reply(vec![call("submit_spec", json!({"summary": "x"}))]),
+        {"text": "The spec is as follows: objectives are", "stop": "max_tokens", "usage": {"input": 10, "output": 10}},
+        {"usage": {"input": 10, "output": 0}},
         script["spec"][0].clone(),
     ]);
     context.script(&script);
     context.run_local().assert_code(0);
     let transcript = context.run_file("transcripts/spec-1.jsonl");
     assert!(transcript.contains("prose alone does nothing"));
+    assert!(transcript.contains("cut off at the token limit"));
+    assert_eq!(
+        transcript.lines().count(),
+        6,
+        "every sloppy reply counted as a turn"
+    );
     assert!(transcript.contains("there is no tool `no_such_tool`"));
     assert!(transcript.contains("`objectives` is required"));
 }
