@@ -139,12 +139,7 @@ impl Redactor {
     }
 
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut output = Cow::Borrowed(text);
-        for (name, value) in &self.values {
-            if output.contains(value.as_str()) {
-                output = Cow::Owned(output.replace(value.as_str(), &format!("[REDACTED:{name}]")));
-            }
-        }
+        let mut output = self.redact_values(text);
         for (name, pattern) in &self.patterns {
             if pattern.is_match(&output) {
                 let replaced = pattern

@@ -23,6 +23,19 @@ impl CommandOutput {
     pub fn succeeded(&self) -> bool {
         self.exit_code == Some(0) && !self.timed_out
     }
+
+    /// `exit code 3`, or `timed out after 60 s`.
+    pub fn status(&self, timeout_s: u64) -> String {
+        if self.timed_out {
+            format!("timed out after {timeout_s} s")
+        } else {
+            format!(
+                "exit code {}",
+                self.exit_code
+                    .map_or_else(|| "none".to_owned(), |code| code.to_string())
+            )
+        }
+    }
 }
 
 /// Variables that hand out credentials without looking like secrets.

@@ -262,16 +262,7 @@ impl Workspace {
         .await
         {
             Ok(output) => {
-                let status = if output.timed_out {
-                    format!("timed out after {} s", self.command_timeout.as_secs())
-                } else {
-                    format!(
-                        "exit code {}",
-                        output
-                            .exit_code
-                            .map_or("none".into(), |code| code.to_string())
-                    )
-                };
+                let status = output.status(self.command_timeout.as_secs());
                 ToolOutput {
                     content: format!("[{status}]\n{}", output.output),
                     is_error: !output.succeeded(),

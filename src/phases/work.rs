@@ -115,16 +115,7 @@ async fn run_executor(
     secret_variables.extend(executor.key_env.clone());
     let (command_line, output) =
         crate::agent::executor::run(executor, tree.path(), &full_prompt, &secret_variables).await?;
-    let status = if output.timed_out {
-        format!("timed out after {} s", executor.timeout_s)
-    } else {
-        format!(
-            "exit code {}",
-            output
-                .exit_code
-                .map_or("none".into(), |code| code.to_string())
-        )
-    };
+    let status = output.status(executor.timeout_s);
     let line = serde_json::json!({
         "at": crate::clock::now_rfc3339(),
         "phase": phase,
