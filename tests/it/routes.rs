@@ -128,19 +128,7 @@ fn route_flag_overrides_labels_and_skipped_phases_exit_zero() {
     context.issue_with_labels(&["bug"]);
     context.script(&happy_script());
     let issue = context.issue.to_str().unwrap();
-    let run_dir = context.run_dir.to_str().unwrap();
-    context
-        .baton(&[
-            "phase",
-            "intake",
-            "--issue-file",
-            issue,
-            "--run-dir",
-            run_dir,
-            "--route",
-            "chore",
-        ])
-        .assert_code(0);
+    context.intake(&["--route", "chore"]).assert_code(0);
     assert_eq!(context.manifest()["route"], "chore");
     let skipped = context.phase("spec");
     skipped.assert_code(0);

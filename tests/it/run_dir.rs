@@ -4,18 +4,7 @@ use crate::support::{TestContext, happy_script};
 
 fn started(context: &TestContext) {
     context.script(&happy_script());
-    let issue = context.issue.to_str().unwrap();
-    let run_dir = context.run_dir.to_str().unwrap();
-    context
-        .baton(&[
-            "phase",
-            "intake",
-            "--issue-file",
-            issue,
-            "--run-dir",
-            run_dir,
-        ])
-        .assert_code(0);
+    context.intake(&[]).assert_code(0);
     context.phase("spec").assert_code(0);
 }
 

@@ -168,6 +168,20 @@ impl TestContext {
         ])
     }
 
+    /// `baton phase intake` on this context's issue and run directory.
+    pub fn intake(&self, extra: &[&str]) -> Run {
+        let mut arguments = vec![
+            "phase",
+            "intake",
+            "--issue-file",
+            self.issue.to_str().unwrap(),
+            "--run-dir",
+            self.run_dir.to_str().unwrap(),
+        ];
+        arguments.extend_from_slice(extra);
+        self.baton(&arguments)
+    }
+
     pub fn phase(&self, name: &str) -> Run {
         self.baton(&["phase", name, "--run-dir", self.run_dir.to_str().unwrap()])
     }
