@@ -53,8 +53,9 @@ pub struct RunArgs {
     #[arg(long, required = true)]
     pub local: bool,
     /// The issue as JSON (GitHub's issue shape) or Markdown (`# Title` then the body).
+    /// Without it, the run in --run-dir is resumed from its next phase.
     #[arg(long, value_name = "FILE")]
-    pub issue_file: PathBuf,
+    pub issue_file: Option<PathBuf>,
     #[command(flatten)]
     pub target: Target,
     /// Force the route instead of labels or the model.
@@ -84,7 +85,8 @@ pub struct PhaseArgs {
     /// intake only: force the route.
     #[arg(long, value_name = "ROUTE")]
     pub route: Option<String>,
-    /// Run the phase again even if it already finished.
+    /// Run the phase again even if it already finished: its last execution
+    /// and every phase after it are superseded (an ended run reopens).
     #[arg(long)]
     pub force: bool,
 }

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{PhaseName, Route};
+pub use crate::types::{Budget, Price};
+use crate::types::{PhaseName, Route, Tier};
 
 /// File names looked up in a repository, in order (after `--config` and
 /// `BATON_CONFIG`).
@@ -42,6 +43,17 @@ pub struct Models {
     pub standard: String,
     pub light: String,
     pub fallback: Vec<String>,
+}
+
+impl Models {
+    /// The `provider:model` a tier names.
+    pub fn tier(&self, tier: Tier) -> &str {
+        match tier {
+            Tier::Heavy => &self.heavy,
+            Tier::Standard => &self.standard,
+            Tier::Light => &self.light,
+        }
+    }
 }
 
 impl Default for Models {
@@ -220,30 +232,6 @@ pub enum ExecutorKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Budget {
-    pub max_cost_usd: f64,
-    pub max_tokens: u64,
-    pub max_wall_minutes: f64,
-    pub max_repairs: u32,
-    pub max_changed_files: usize,
-    pub max_diff_lines: usize,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self {
-            max_cost_usd: 5.0,
-            max_tokens: 2_000_000,
-            max_wall_minutes: 60.0,
-            max_repairs: 2,
-            max_changed_files: 25,
-            max_diff_lines: 1500,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Scope {
     pub deny: Vec<String>,
     pub allow: Vec<String>,
@@ -346,13 +334,6 @@ impl Default for AgentConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
-}
-
 /// One problem found in a config file, with its key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigIssue {
@@ -401,7 +382,6 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "executor",
 ];
 
-const TIERS: &[&str] = &["heavy", "standard", "light"];
 
 impl Config {
     /// Parses and checks TOML text. Returns the config, or every issue found.
@@ -471,12 +451,9 @@ impl Config {
                 issues.push(ConfigIssue { key, message });
             }
         };
-        for (tier, reference) in [
-            ("heavy", &self.models.heavy),
-            ("standard", &self.models.standard),
-            ("light", &self.models.light),
-        ] {
-            if TIERS.contains(&reference.as_str()) {
+        for tier in Tier::ALL {
+            let reference = self.models.tier(tier);
+            if Tier::parse(reference).is_some() {
                 issues.push(ConfigIssue {
                     key: format!("models.{tier}"),
                     message: "a tier must name `provider:model`, not another tier".into(),
@@ -644,12 +621,7 @@ impl Config {
 
     /// `heavy` → `anthropic:claude-opus-4-1` → (provider, model).
     pub fn resolve_model_reference(&self, reference: &str) -> Result<ModelRef, String> {
-        let full = match reference {
-            "heavy" => self.models.heavy.as_str(),
-            "standard" => self.models.standard.as_str(),
-            "light" => self.models.light.as_str(),
-            other => other,
-        };
+        let full = Tier::parse(reference).map_or(reference, |tier| self.models.tier(tier));
         let Some((provider, model)) = full.split_once(':') else {
             return Err(format!(
                 "`{full}` is neither a tier (heavy, standard, light) nor `provider:model`"
@@ -680,7 +652,7 @@ impl Config {
         let reference = self
             .phase(phase)
             .model
-            .unwrap_or_else(|| phase.default_tier().to_owned());
+            .unwrap_or_else(|| phase.default_tier().as_str().to_owned());
         self.resolve_model_reference(&reference)
     }
 
@@ -689,7 +661,7 @@ impl Config {
         let reference = self
             .phase(phase)
             .validator
-            .unwrap_or_else(|| "light".to_owned());
+            .unwrap_or_else(|| Tier::Light.as_str().to_owned());
         self.resolve_model_reference(&reference)
     }
 

@@ -29,6 +29,8 @@ pub enum ExitStatus {
     Success,
     RunStopped,
     BadInput,
+    /// SIGINT or SIGTERM stopped the run (130, as a shell reports Ctrl-C).
+    Interrupted,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -37,6 +39,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Success => ExitCode::SUCCESS,
             ExitStatus::RunStopped => ExitCode::from(1),
             ExitStatus::BadInput => ExitCode::from(2),
+            ExitStatus::Interrupted => ExitCode::from(crate::interrupt::EXIT_CODE),
         }
     }
 }

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::types::ReviewVerdict;
+
 /// `ticket.json`: the issue as fetched. Its text is untrusted data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ticket {
@@ -64,7 +66,7 @@ pub struct Plan {
 /// `review.json`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Review {
-    pub verdict: String,
+    pub verdict: ReviewVerdict,
     pub findings: Vec<Finding>,
     /// With a `[review].panel`: every reviewer's vote.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -75,7 +77,7 @@ pub struct Review {
 pub struct Vote {
     pub persona: String,
     pub weight: f64,
-    pub verdict: String,
+    pub verdict: ReviewVerdict,
     pub reason: String,
 }
 

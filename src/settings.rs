@@ -1,11 +1,17 @@
 //! CLI + environment + config file → `Settings`, the one value the core reads.
 //!
+//! Intake resolves the config by the lookup order and pins it in the
+//! manifest; every later phase reads the pinned file from the base commit,
+//! so a job cannot loosen a run's rules by changing its checkout.
 //! Every environment variable baton reads is a named constant here.
 
 use std::path::{Path, PathBuf};
 
 use crate::bad_input;
-use crate::config::{CONFIG_LOOKUP, Config, ConfigSource};
+use crate::config::{CONFIG_LOOKUP, Config, ConfigSource, config_error};
+use crate::digest::sha256_hex;
+use crate::git::Source;
+use crate::run_dir::manifest::{ConfigPin, Manifest};
 
 /// The environment variables of SPEC §3.
 pub mod env {
@@ -26,6 +32,13 @@ pub mod env {
     pub const BATON_LOG: &str = "BATON_LOG";
     pub const BATON_LOG_FORMAT: &str = "BATON_LOG_FORMAT";
     pub const NO_COLOR: &str = "NO_COLOR";
+    /// Set to `true` by GitHub, Forgejo and most CI systems.
+    pub const CI: &str = "CI";
+
+    /// Whether baton runs in CI, where a config outside the repository is refused.
+    pub fn in_ci() -> bool {
+        get(CI).is_some_and(|value| value == "true" || value == "1")
+    }
 
     /// A variable's value, treating empty as unset (CI often sets empty strings).
     pub fn get(name: &str) -> Option<String> {
@@ -44,6 +57,8 @@ pub struct Settings {
     pub repo: PathBuf,
     /// Values of the variables the providers read keys from, for redaction.
     pub key_variables: Vec<String>,
+    /// sha256 of the config file's bytes; empty for the built-in defaults.
+    pub config_sha256: String,
 }
 
 /// Finds the config file: `--config`, `$BATON_CONFIG`, then the lookup list in
@@ -68,50 +83,165 @@ pub fn locate_config(explicit: Option<&Path>, repo: &Path) -> anyhow::Result<Opt
         .find(|path| path.is_file()))
 }
 
+fn resolve_repo(repo: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let repo = match repo {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_dir()?,
+    };
+    if !repo.is_dir() {
+        return Err(bad_input!("--repo {} is not a directory", repo.display()));
+    }
+    Ok(repo.canonicalize()?)
+}
+
+fn key_variables(config: &Config) -> Vec<String> {
+    config
+        .providers
+        .values()
+        .filter_map(|provider| provider.api_key_env.clone())
+        .collect()
+}
+
 impl Settings {
+    /// For intake and `config check`: the config by the lookup order.
     pub fn resolve(explicit_config: Option<&Path>, repo: Option<&Path>) -> anyhow::Result<Self> {
-        let repo = match repo {
-            Some(path) => path.to_path_buf(),
-            None => std::env::current_dir()?,
+        let repo = resolve_repo(repo)?;
+        let Some(path) = locate_config(explicit_config, &repo)? else {
+            return Ok(Self::defaults(repo));
         };
-        if !repo.is_dir() {
-            return Err(bad_input!("--repo {} is not a directory", repo.display()));
-        }
-        let repo = repo.canonicalize()?;
-        let (config, config_source, config_dir) = match locate_config(explicit_config, &repo)? {
-            Some(path) => {
-                let config = Config::load(&path)?;
-                let path = path.canonicalize()?;
-                let directory = path
-                    .parent()
-                    .map_or_else(|| repo.clone(), Path::to_path_buf);
-                (config, ConfigSource::File(path), directory)
-            }
-            None => (
-                Config::parse("").map_err(|_| anyhow::anyhow!("built-in defaults are invalid"))?,
-                ConfigSource::Defaults,
-                repo.clone(),
-            ),
-        };
-        let config_in_repo = match &config_source {
-            ConfigSource::File(path) => path
-                .strip_prefix(&repo)
-                .ok()
-                .map(|relative| relative.to_string_lossy().replace('\\', "/")),
-            ConfigSource::Defaults => None,
-        };
-        let key_variables = config
-            .providers
-            .values()
-            .filter_map(|provider| provider.api_key_env.clone())
-            .collect();
+        let bytes = std::fs::read(&path).map_err(|error| {
+            bad_input!(
+                "cannot read config file {}: {error}; pass an existing file with --config",
+                path.display()
+            )
+        })?;
+        let config = parse(&bytes, &path.display().to_string())?;
+        let path = path.canonicalize()?;
+        let config_dir = path
+            .parent()
+            .map_or_else(|| repo.clone(), Path::to_path_buf);
+        let config_in_repo = path
+            .strip_prefix(&repo)
+            .ok()
+            .map(|relative| relative.to_string_lossy().replace('\\', "/"));
         Ok(Self {
+            key_variables: key_variables(&config),
             config,
-            config_source,
+            config_source: ConfigSource::File(path),
             config_dir,
             config_in_repo,
             repo,
-            key_variables,
+            config_sha256: sha256_hex(&bytes),
+        })
+    }
+
+    fn defaults(repo: PathBuf) -> Self {
+        let config = Config::parse("").unwrap_or_default();
+        Self {
+            key_variables: key_variables(&config),
+            config,
+            config_source: ConfigSource::Defaults,
+            config_dir: repo.clone(),
+            config_in_repo: None,
+            repo,
+            config_sha256: String::new(),
+        }
+    }
+
+    /// What intake records: the config's repository-relative path and hash.
+    /// A config in the repository must be committed as it is (the run reads
+    /// it from the base commit); one outside it is allowed only locally.
+    pub fn pin(&self, source: &Source, base_sha: &str) -> anyhow::Result<ConfigPin> {
+        let ConfigSource::File(path) = &self.config_source else {
+            return Ok(ConfigPin::default());
+        };
+        let Some(relative) = &self.config_in_repo else {
+            if env::in_ci() {
+                return Err(bad_input!(
+                    "config {} is outside the repository; in CI a run reads its config from the base commit: move it into the repository ({})",
+                    path.display(),
+                    CONFIG_LOOKUP.join(", ")
+                ));
+            }
+            return Ok(ConfigPin {
+                path: path.file_name().map(|name| name.to_string_lossy().into_owned()),
+                sha256: self.config_sha256.clone(),
+                outside_repository: true,
+            });
+        };
+        let committed = source.read_at(base_sha, relative)?;
+        if committed.as_deref().map(sha256_hex).as_deref() != Some(self.config_sha256.as_str()) {
+            return Err(bad_input!(
+                "config {relative} differs from the base commit {}: a run reads its config from the base commit, so commit the change first",
+                &base_sha[..base_sha.len().min(12)]
+            ));
+        }
+        Ok(ConfigPin {
+            path: Some(relative.clone()),
+            sha256: self.config_sha256.clone(),
+            outside_repository: false,
+        })
+    }
+
+    /// For every phase after intake: the config the manifest pinned, read
+    /// from the base commit (or, for a local run started with a config
+    /// outside the repository, from `--config` again), refused (exit 2)
+    /// when its sha256 differs from the pin.
+    pub fn pinned(
+        explicit_config: Option<&Path>,
+        repo: Option<&Path>,
+        manifest: &Manifest,
+    ) -> anyhow::Result<Self> {
+        let repo = resolve_repo(repo)?;
+        let pin = &manifest.config;
+        let Some(name) = &pin.path else {
+            return Ok(Self::defaults(repo));
+        };
+        let base = &manifest.base_sha;
+        let short = &base[..base.len().min(12)];
+        let (bytes, path, label) = if pin.outside_repository {
+            let path = explicit_config
+                .map(Path::to_path_buf)
+                .or_else(|| env::get(env::BATON_CONFIG).map(PathBuf::from))
+                .ok_or_else(|| {
+                    bad_input!(
+                        "this run was started with a config outside the repository ({name}); pass the same file again with --config"
+                    )
+                })?;
+            let bytes = std::fs::read(&path).map_err(|error| {
+                bad_input!("cannot read config file {}: {error}", path.display())
+            })?;
+            let label = path.display().to_string();
+            (bytes, path.canonicalize()?, label)
+        } else {
+            let source = Source::open(&repo)?;
+            let bytes = source.read_at(base, name)?.ok_or_else(|| {
+                bad_input!(
+                    "config {name}, pinned at intake, is not in base commit {short}; run this phase in a checkout of the run's repository"
+                )
+            })?;
+            (bytes, repo.join(name), format!("{name} at {short}"))
+        };
+        let sha256 = sha256_hex(&bytes);
+        if sha256 != pin.sha256 {
+            return Err(bad_input!(
+                "config {label} has sha256 {}…, not the {}… intake pinned in manifest.json; a run keeps the config it started with: start a new run to use another",
+                &sha256[..12],
+                &pin.sha256[..pin.sha256.len().min(12)]
+            ));
+        }
+        let config = parse(&bytes, &label)?;
+        let config_dir = path
+            .parent()
+            .map_or_else(|| repo.clone(), Path::to_path_buf);
+        Ok(Self {
+            key_variables: key_variables(&config),
+            config,
+            config_in_repo: (!pin.outside_repository).then(|| name.clone()),
+            config_source: ConfigSource::File(path),
+            config_dir,
+            repo,
+            config_sha256: sha256,
         })
     }
 
@@ -124,4 +254,10 @@ impl Settings {
             .filter_map(|name| Some((name.clone(), env::get(name)?)));
         crate::secrets::install(crate::secrets::Redactor::from_environment().with_values(extra));
     }
+}
+
+fn parse(bytes: &[u8], label: &str) -> anyhow::Result<Config> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| bad_input!("config file {label} is not UTF-8 text"))?;
+    Config::parse(text).map_err(|issues| config_error(label, &issues))
 }

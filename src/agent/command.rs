@@ -79,16 +79,15 @@ pub async fn run(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start `sh -c {command}` in {}", cwd.display()))?;
+    // Dropped on every way out of this function, the cancelled future's
+    // included (SIGINT, SIGTERM): a gate's children never outlive it.
+    let _group = child.id().map(ProcessGroup);
     let (exit_code, timed_out) =
         if let Ok(status) = tokio::time::timeout(timeout, child.wait()).await {
             (status?.code(), false)
         } else {
             if let Some(pid) = child.id() {
-                // The whole group: a test runner's children must not outlive it.
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{pid}")])
-                    .stderr(Stdio::null())
-                    .status();
+                kill_group(pid);
             }
             let _ = child.kill().await;
             (None, true)
@@ -111,6 +110,26 @@ pub async fn run(
         output,
         duration_s,
     })
+}
+
+/// The process group a command runs in (its leader's pid), killed whole
+/// when dropped: what a test runner or `cargo build` started goes with it.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
+}
+
+/// SIGKILL to the whole group. `kill(1)` rather than a libc call keeps the
+/// crate free of `unsafe`; a group already gone is not an error.
+fn kill_group(leader: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{leader}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn read_capped(mut file: std::fs::File, limit: usize) -> anyhow::Result<String> {
@@ -202,6 +221,40 @@ mod tests {
             .unwrap();
         assert!(output.output.contains("bytes trimmed by baton"));
         assert!(output.output.trim_end().ends_with("100000"));
+    }
+
+    #[test]
+    fn a_cancelled_command_takes_its_whole_process_group_with_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let marker = directory.path().join("pid");
+        let command = format!("sh -c 'echo $$ > {}; sleep 30' & wait", marker.display());
+        let runtime = runtime();
+        let environment = scrubbed_environment(&[]);
+        runtime.block_on(async {
+            let running = run(
+                &command,
+                directory.path(),
+                Duration::from_secs(60),
+                1000,
+                &environment,
+            );
+            // Cancel it the way an interrupt does: drop the future.
+            let _ = tokio::time::timeout(Duration::from_millis(500), running).await;
+        });
+        let pid = std::fs::read_to_string(&marker).unwrap();
+        let pid = pid.trim();
+        // Gone, or a zombie waiting for init to reap it: either way not running.
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| !stat.contains(") Z "))
+        };
+        for _ in 0..50 {
+            if !running() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("grandchild {pid} outlived the cancelled command");
     }
 
     #[test]

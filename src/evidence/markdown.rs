@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use super::Evidence;
-use crate::pipeline::{Outcome, PhaseName};
-use crate::progress::thousands;
+use crate::types::{Outcome, PhaseName};
+use crate::report::thousands;
 
 pub fn render_markdown(evidence: &Evidence) -> String {
     let mut out = String::new();
@@ -163,7 +163,7 @@ pub fn render_markdown(evidence: &Evidence) -> String {
         evidence.budget.cost_usd,
         evidence.budget.wall_s
     );
-    let mut by_model: std::collections::BTreeMap<&str, crate::pipeline::budget::Spend> =
+    let mut by_model: std::collections::BTreeMap<&str, crate::types::Spend> =
         std::collections::BTreeMap::new();
     for spend in evidence.budget.by_phase.values() {
         for (model, model_spend) in &spend.by_model {

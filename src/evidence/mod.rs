@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Gate;
 use crate::patch::FileChange;
-use crate::pipeline::budget::Spend;
-use crate::pipeline::{Outcome, PhaseName, Route};
+use crate::types::{ReviewVerdict, Spend};
+use crate::types::{Outcome, PhaseName, Route};
 use crate::policy::{Verdict, Violation};
 use crate::records::{
     Adversarial, AdversarialFinding, Child, Feedback, Plan, RepairRecord, Review, TestsRecord,
@@ -448,7 +448,7 @@ fn needs_human(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
         ));
     }
     if let Some(review) = input.review
-        && review.verdict != "approve"
+        && review.verdict != ReviewVerdict::Approve
     {
         needs.push("The review requested changes; see its findings.".into());
     }
@@ -458,22 +458,21 @@ fn needs_human(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
             evidence.children.len()
         ));
     }
-    if input
+    let failed: Vec<String> = input
         .manifest
-        .phases
-        .iter()
-        .any(|record| record.status == PhaseStatus::Failed)
-    {
-        let failed: Vec<&str> = input
-            .manifest
-            .phases
-            .iter()
-            .filter(|record| record.status == PhaseStatus::Failed)
-            .map(|record| record.name.as_str())
-            .collect();
+        .valid()
+        .filter(|(_, record)| {
+            matches!(
+                record.status,
+                PhaseStatus::Failed | PhaseStatus::Stopped | PhaseStatus::Interrupted
+            )
+        })
+        .map(|(_, record)| format!("{} ({})", record.name, record.status.as_str()))
+        .collect();
+    if !failed.is_empty() {
         needs.push(format!(
-            "Phase(s) that failed: {}.",
-            dedup(failed.iter().map(ToString::to_string).collect()).join(", ")
+            "Phase(s) that did not finish cleanly: {}.",
+            dedup(failed).join(", ")
         ));
     }
     needs

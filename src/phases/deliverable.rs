@@ -4,11 +4,11 @@
 
 use serde_json::Value;
 
-use super::{Context, PhaseEnd, prompts, read_text_artifact, save_deliverable};
+use super::{Context, PhaseResult, prompts, read_text_artifact, save_deliverable};
 use crate::agent::{self, SessionEnd, SessionError, SessionSpec, schema, tools};
 use crate::config::ModelRef;
 use crate::llm::ToolSpec;
-use crate::pipeline::{Outcome, PhaseName};
+use crate::types::{Outcome, PhaseName, ReviewVerdict, Verdict};
 use crate::records::{
     Adversarial, AdversarialFinding, Children, Design, Feedback, FeedbackEntry, Plan, Review, Spec,
     Ticket, Vote,
@@ -105,7 +105,7 @@ async fn ask(context: &mut Context<'_>, ask: Ask<'_>) -> anyhow::Result<Asked> {
     })
 }
 
-pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<PhaseEnd> {
+pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<PhaseResult> {
     let kind = kind(phase);
     let settings = context.config().phase(phase);
     let mut model = context.model_for(phase)?;
@@ -190,7 +190,7 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
             }
             Asked::Stop(outcome, reason) => {
                 save_feedback(context, &feedback)?;
-                return Ok(PhaseEnd::Stop(outcome, reason));
+                return Ok(PhaseResult::Stop(outcome, reason));
             }
         };
         let markdown = render(phase, &deliverable)?;
@@ -213,22 +213,22 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
             Validation::Pass => {
                 feedback.attempts.push(FeedbackEntry {
                     attempt,
-                    verdict: "pass".into(),
+                    verdict: Verdict::Pass.as_str().into(),
                     objections: Vec::new(),
                 });
                 save_feedback(context, &feedback)?;
                 save_deliverable(context, kind.artifact, &deliverable, &markdown)?;
                 if phase == PhaseName::Review {
                     let review: Review = serde_json::from_value(deliverable)?;
-                    if review.verdict != "approve" {
-                        return Ok(PhaseEnd::Stop(
+                    if review.verdict != ReviewVerdict::Approve {
+                        return Ok(PhaseResult::Stop(
                             Outcome::Blocked,
                             "the review requested changes; a human decides what happens next"
                                 .into(),
                         ));
                     }
                 }
-                return Ok(PhaseEnd::Continue);
+                return Ok(PhaseResult::Finished);
             }
             Validation::Revise(label, new_objections) => {
                 feedback.attempts.push(FeedbackEntry {
@@ -247,12 +247,12 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
             }
             Validation::Stop(outcome, reason) => {
                 save_feedback(context, &feedback)?;
-                return Ok(PhaseEnd::Stop(outcome, reason));
+                return Ok(PhaseResult::Stop(outcome, reason));
             }
         }
     }
     save_feedback(context, &feedback)?;
-    Ok(PhaseEnd::Stop(
+    Ok(PhaseResult::Stop(
         Outcome::Blocked,
         format!(
             "{phase}: the validator still objected after {attempts} attempt(s) (phases.{phase}.attempts); see feedback/{phase}.json"
@@ -310,7 +310,7 @@ async fn validate(
     Ok(match ask(context, question).await? {
         Asked::Value(value) => {
             let objections = strings(&value, "objections");
-            if value.get("verdict").and_then(Value::as_str) == Some("pass") {
+            if value.get("verdict").and_then(Value::as_str) == Some(Verdict::Pass.as_str()) {
                 Validation::Pass
             } else if objections.is_empty() {
                 Validation::Revise(
@@ -433,7 +433,7 @@ async fn panel_review(
                 (review.verdict, reason)
             }
             Asked::NoAnswer(turns) => (
-                "request_changes".to_owned(),
+                ReviewVerdict::RequestChanges,
                 format!("no verdict in {turns} turns"),
             ),
             Asked::Stop(outcome, reason) => return Ok(Asked::Stop(outcome, reason)),
@@ -447,7 +447,7 @@ async fn panel_review(
     }
     let verdict = crate::pipeline::weighted_verdict(&votes, threshold);
     Ok(Asked::Value(serde_json::to_value(Review {
-        verdict: verdict.into(),
+        verdict,
         findings,
         votes,
     })?))

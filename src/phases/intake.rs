@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use serde_json::Value;
 
@@ -10,51 +9,55 @@ use super::{Context, prompts};
 use crate::agent::{self, SessionEnd, SessionSpec, schema};
 use crate::bad_input;
 use crate::git::Source;
-use crate::pipeline::{self, Outcome, PhaseName, Route};
-use crate::progress;
+use crate::pipeline::{self, PhaseResult};
 use crate::records::{Comment, Ticket, UNTRUSTED_WARNING};
-use crate::run_dir::RunDir;
-use crate::run_dir::manifest::{BudgetState, IssueRef, Manifest, PhaseRecord, PhaseStatus, SCHEMA};
+use crate::report::Reporter;
+use crate::run_dir::manifest::{BudgetState, IssueRef, Manifest, SCHEMA};
+use crate::run_dir::{RunDir, artifact};
 use crate::settings::{Settings, env};
+use crate::trigger::{IntakeRequest, Trigger};
+use crate::types::{Outcome, PhaseName, Route};
 
-pub struct IntakeRequest {
-    pub issue_file: Option<PathBuf>,
-    pub run_dir: Option<PathBuf>,
-    pub route: Option<Route>,
-}
-
-pub async fn run(settings: &Settings, request: IntakeRequest) -> anyhow::Result<PathBuf> {
-    let started = Instant::now();
-    let issue_file = request.issue_file.ok_or_else(|| {
-        bad_input!("intake needs --issue-file FILE (reading the issue from a CI event comes with the forge backends)")
-    })?;
-    let ticket = read_issue_file(&issue_file)?;
+/// Opens the run a request names: an existing run directory is picked up
+/// (under its lock) as it is; otherwise the trigger is read, the base commit
+/// fixed, the config pinned and the run directory created.
+pub fn open_run(
+    settings: &Settings,
+    reporter: &dyn Reporter,
+    request: IntakeRequest,
+) -> anyhow::Result<(RunDir, Source)> {
     let source = Source::open(&settings.repo)?;
-    let base_sha = source.head_sha()?;
-    if source.is_dirty() {
-        tracing::warn!(
-            "{} has uncommitted changes; the run starts from the last commit {base_sha}",
-            settings.repo.display()
-        );
-    }
     let run_id = env::get(env::GITHUB_RUN_ID).map_or_else(local_run_id, |id| format!("gh-{id}"));
     let run_dir = request
         .run_dir
         .or_else(|| env::get(env::BATON_RUN_DIR).map(PathBuf::from))
         .unwrap_or_else(|| settings.repo.join(".baton/runs").join(&run_id));
+    if run_dir.join(artifact::MANIFEST).exists() {
+        let mut run = RunDir::open_for_write(&run_dir)?;
+        run.relative_to(&settings.repo);
+        return Ok((run, source));
+    }
+    let ticket = match &request.trigger {
+        Trigger::IssueFile(path) => read_issue_file(path)?,
+    };
+    let base_sha = source.head_sha()?;
+    if source.is_dirty() {
+        reporter.line(&format!(
+            "warning: {} has uncommitted changes; the run starts from the last commit {base_sha}",
+            settings.repo.display()
+        ));
+    }
+    let config = settings.pin(&source, &base_sha)?;
     let repository = env::get(env::GITHUB_REPOSITORY).unwrap_or_else(|| source.repository_name());
-
-    let (route, route_reason, ask_model) = match (
+    let (route, route_reason) = match (
         request.route,
         pipeline::route_from_labels(&ticket.labels, &settings.config.triggers.routes),
     ) {
-        (Some(route), _) => (route, "set by --route".to_owned(), false),
-        (None, Some((route, label))) => (
-            route,
-            format!("label `{label}` → {route} ([triggers].routes)"),
-            false,
-        ),
-        (None, None) => (Route::Feature, "default".to_owned(), true),
+        (Some(route), _) => (route, "set by --route".to_owned()),
+        (None, Some((route, label))) => {
+            (route, format!("label `{label}` → {route} ([triggers].routes)"))
+        }
+        (None, None) => (Route::Feature, ASK_MODEL.to_owned()),
     };
     let manifest = Manifest {
         schema: SCHEMA.into(),
@@ -69,14 +72,17 @@ pub async fn run(settings: &Settings, request: IntakeRequest) -> anyhow::Result<
         branch: format!("baton/issue-{}", ticket.number),
         route,
         route_reason,
+        trigger: request.trigger.describe(),
         created_at: crate::clock::now_rfc3339(),
         phases: Vec::new(),
         budget: BudgetState {
             limits: settings.config.budget.clone(),
-            spent: crate::pipeline::budget::Spend::default(),
+            spent: crate::types::Spend::default(),
         },
         outcome: Outcome::Running,
         reason: None,
+        ended_by: None,
+        config,
         artifacts: BTreeMap::new(),
     };
     if let Some(runs) = run_dir
@@ -91,43 +97,41 @@ pub async fn run(settings: &Settings, request: IntakeRequest) -> anyhow::Result<
         }
     }
     let mut run = RunDir::create(&run_dir, manifest)?;
-    run.write_json("ticket.json", &ticket)?;
-    let model = settings.config.phase_model(PhaseName::Intake).ok();
-    let mut record = PhaseRecord::started(
-        PhaseName::Intake,
-        ask_model
-            .then(|| model.as_ref().map(ToString::to_string))
-            .flatten(),
-    );
-    record.started_at = crate::clock::now_rfc3339();
-    run.manifest.phases.push(record);
+    run.relative_to(&settings.repo);
+    run.write_json(artifact::TICKET, &ticket)?;
     run.save()?;
-    progress::phase_started(
-        "intake",
-        &format!("issue #{} {}", ticket.number, ticket.title),
-    );
+    Ok((run, source))
+}
 
-    let mut context = Context {
-        settings,
-        run,
-        source,
-        started,
-        record: 0,
-    };
-    if ask_model {
-        let (route, reason) = ask_route(&mut context, &ticket, model.as_ref()).await;
+/// The route reason while the model has not been asked yet.
+const ASK_MODEL: &str = "default: to be asked of the intake model";
+
+/// The model intake asks for a route, when labels and `--route` did not set it.
+pub fn routing_model(context: &Context<'_>) -> Option<String> {
+    (context.run.manifest.route_reason == ASK_MODEL)
+        .then(|| context.config().phase_model(PhaseName::Intake).ok())
+        .flatten()
+        .map(|model| model.to_string())
+}
+
+/// Intake's work once the run exists: ask the model for the route if needed.
+pub async fn route(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
+    if context.run.manifest.route_reason == ASK_MODEL {
+        let ticket: Ticket = context
+            .run
+            .read_json(artifact::TICKET)?
+            .ok_or_else(|| bad_input!("ticket.json is missing from the run directory"))?;
+        let model = context.config().phase_model(PhaseName::Intake).ok();
+        let (route, reason) = ask_route(context, &ticket, model.as_ref()).await;
         context.run.manifest.route = route;
         context.run.manifest.route_reason = reason;
     }
-    let route = context.run.manifest.route;
-    let reason = context.run.manifest.route_reason.clone();
-    let record = context.record();
-    record.status = PhaseStatus::Done;
-    record.note = Some(format!("route {route}: {reason}"));
-    super::finish_record(&mut context);
-    context.run.save()?;
-    progress::phase_finished(&context.run.manifest.phases[0]);
-    Ok(run_dir)
+    let manifest = &context.run.manifest;
+    context.record().note = Some(format!(
+        "route {}: {}",
+        manifest.route, manifest.route_reason
+    ));
+    Ok(PhaseResult::Finished)
 }
 
 /// Asks the intake model for a route; any failure falls back to `feature`

@@ -1,6 +1,7 @@
-//! One module per phase; this one holds what they share: opening the run,
-//! deciding whether the phase runs, the phase record, model accounting and
-//! transcripts, and writing the evidence whenever a run stops.
+//! One module per phase; this one holds what they share: opening the run
+//! under its lock, asking the state machine whether the phase runs, the
+//! phase record, interrupts, model accounting and transcripts, and writing
+//! the evidence whenever a run stops.
 
 mod deliverable;
 mod intake;
@@ -19,44 +20,49 @@ use crate::agent::Observer;
 use crate::config::{Config, ModelRef};
 use crate::evidence::{self, EvidenceInput};
 use crate::git::Source;
+use crate::interrupt::Interrupts;
 use crate::llm::{Message, Reply, Request};
-use crate::pipeline::budget::{self, Spend};
-use crate::pipeline::{self, Outcome, PhaseDecision, PhaseName, Route};
+use crate::pipeline::budget;
+use crate::pipeline::machine::{self, Decision, PhaseResult};
 use crate::policy;
-use crate::progress;
 use crate::records::{
     Child, Children, Feedback, Plan, RepairRecord, Review, TestsRecord, VerifyRecord,
 };
+use crate::report::Reporter;
 use crate::run_dir::RunDir;
+use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::manifest::{PhaseRecord, PhaseStatus};
 use crate::settings::Settings;
-
-pub use intake::IntakeRequest;
-
-pub const PATCH: &str = "changes.patch";
+use crate::trigger::IntakeRequest;
+use crate::types::{Outcome, PhaseName, Route, Spend};
 
 /// The reply size a budget projection assumes (replies rarely need more).
 const PROJECTED_REPLY_TOKENS: u64 = 1024;
 
-/// How a phase left the run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PhaseEnd {
-    Continue,
-    Stop(Outcome, String),
-}
-
 /// What `baton phase` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhaseReport {
+    /// The phase ran; the run's outcome after it.
     Ran { outcome: Outcome },
     Skipped(String),
     AlreadyDone,
+    /// The run had ended; nothing ran.
     Ended(Outcome),
+    /// SIGINT or SIGTERM stopped the phase; the run is `cancelled`.
+    Interrupted,
+}
+
+/// What a phase job is handed besides the run directory.
+pub struct Job<'a> {
+    pub settings: &'a Settings,
+    pub reporter: &'a dyn Reporter,
+    pub interrupts: &'a mut Interrupts,
 }
 
 /// Everything a running phase works with.
 pub struct Context<'a> {
     pub settings: &'a Settings,
+    pub reporter: &'a dyn Reporter,
     pub run: RunDir,
     pub source: Source,
     pub started: Instant,
@@ -150,7 +156,7 @@ pub struct PhaseObserver<'c, 's> {
     context: &'c mut Context<'s>,
     transcript: String,
     model: String,
-    price: Option<crate::config::Price>,
+    price: Option<crate::types::Price>,
     /// When the pending request was sent (the transcript and benchmarks read it).
     requested_at: String,
 }
@@ -254,39 +260,63 @@ impl Observer for PhaseObserver<'_, '_> {
     }
 }
 
-/// Runs one phase on an existing run directory (every phase but intake).
+/// Runs one phase on an existing run directory (every phase but intake),
+/// if the state machine says it runs now. `force` first supersedes the
+/// phase's last execution and every one after it.
 pub async fn run_phase(
-    settings: &Settings,
+    job: &mut Job<'_>,
     name: PhaseName,
     run_dir: &Path,
     force: bool,
 ) -> anyhow::Result<PhaseReport> {
-    let run = RunDir::open(run_dir)?;
-    let patch_sha = run.sha256_of(PATCH).map(str::to_owned);
-    match pipeline::decide(&run.manifest, name, patch_sha.as_deref()) {
-        PhaseDecision::Run => {}
-        PhaseDecision::AlreadyDone if force => {}
-        PhaseDecision::AlreadyDone => {
-            progress::line(&format!(
-                "· {name:<9} already finished; nothing to do (--force reruns it)"
+    let mut run = RunDir::open_for_write(run_dir)?;
+    run.relative_to(&job.settings.repo);
+    if force {
+        let superseded = machine::force(&mut run.manifest, name);
+        if !superseded.is_empty() {
+            invalidate(&mut run, &superseded)?;
+            run.save()?;
+            job.reporter.line(&format!(
+                "· {name:<9} --force: {} execution(s) from {name} on superseded",
+                superseded.len()
+            ));
+        }
+    }
+    match machine::decide(&run.manifest, name) {
+        Decision::Run => {}
+        Decision::AlreadyDone => {
+            job.reporter.line(&format!(
+                "· {name:<9} already finished; nothing to do (--force reruns it and every phase after it)"
             ));
             return Ok(PhaseReport::AlreadyDone);
         }
-        PhaseDecision::Skip(reason) => {
-            progress::line(&format!("· {name:<9} skipped: {reason}"));
+        Decision::Skip(reason) => {
+            job.reporter.line(&format!("· {name:<9} skipped: {reason}"));
             return Ok(PhaseReport::Skipped(reason));
         }
-        PhaseDecision::NotReady(reason) => {
+        Decision::NotReady(reason) => {
             return Err(crate::bad_input!(
                 "cannot run {name} on {}: {reason}",
                 run_dir.display()
             ));
         }
-        PhaseDecision::Ended(outcome) => return Ok(PhaseReport::Ended(outcome)),
+        Decision::Ended(outcome) => {
+            job.reporter.line(&format!(
+                "· {name:<9} nothing to do: the run has ended {outcome}{} (--force reruns {name} and every phase after it)",
+                run.manifest
+                    .reason
+                    .as_deref()
+                    .map(|reason| format!(": {reason}"))
+                    .unwrap_or_default()
+            ));
+            return Ok(PhaseReport::Ended(outcome));
+        }
     }
-    let source = Source::open(&settings.repo)?;
+    restore_patch(&mut run)?;
+    let source = Source::open(&job.settings.repo)?;
     let mut context = Context {
-        settings,
+        settings: job.settings,
+        reporter: job.reporter,
         run,
         source,
         started: Instant::now(),
@@ -296,75 +326,181 @@ pub async fn run_phase(
         PhaseName::Verify | PhaseName::Publish => None,
         _ => Some(context.model_for(name)?.to_string()),
     };
+    context.record = machine::begin(
+        &mut context.run.manifest,
+        PhaseRecord::started(name, model.clone()),
+    );
+    context.run.save()?;
     context
-        .run
-        .manifest
-        .phases
-        .push(PhaseRecord::started(name, model.clone()));
-    context.record = context.run.manifest.phases.len() - 1;
-    context.run.save()?;
-    progress::phase_started(name.as_str(), model.as_deref().unwrap_or(""));
-    let spinner = progress::Spinner::start(name.as_str());
+        .reporter
+        .phase_started(name, model.as_deref().unwrap_or(""));
+    let budget_stop = context
+        .budget_exceeded()
+        .filter(|_| name != PhaseName::Publish);
+    let ended = match budget_stop {
+        Some(reason) => Ended::Result(Ok(PhaseResult::Stop(Outcome::BudgetExceeded, reason))),
+        None => {
+            let working = context.reporter.working(name.as_str());
+            let ended = interruptible(job.interrupts, dispatch(&mut context, name)).await;
+            drop(working);
+            ended
+        }
+    };
+    conclude_phase(&mut context, ended)
+}
 
-    let result = match context.budget_exceeded() {
-        Some(reason) if name != PhaseName::Publish => {
-            Ok(PhaseEnd::Stop(Outcome::BudgetExceeded, reason))
-        }
-        _ => dispatch(&mut context, name).await,
-    };
-    drop(spinner);
-    let end = match result {
-        Ok(end) => end,
-        Err(error) => {
-            // Record the failure before passing the error on, so the run
-            // directory says what happened even when the job dies here.
-            let record = context.record();
-            record.status = PhaseStatus::Failed;
-            record.note = Some(crate::secrets::redact(&format!("{error:#}")).into_owned());
-            finish_record(&mut context);
-            context.run.save()?;
-            progress::phase_finished(&context.run.manifest.phases[context.record]);
-            return Err(error);
-        }
-    };
-    if let PhaseEnd::Stop(outcome, reason) = &end {
-        context.record().status = if *outcome == Outcome::Done {
-            PhaseStatus::Done
-        } else {
-            PhaseStatus::Failed
-        };
-        context.run.manifest.outcome = *outcome;
-        context.run.manifest.reason = (*outcome != Outcome::Done).then(|| reason.clone());
-        if context.record().note.is_none() {
-            context.record().note = Some(reason.clone());
-        }
-    } else {
-        context.record().status = PhaseStatus::Done;
+/// How a phase's work ended: with a result or error, or by a signal.
+enum Ended {
+    Result(anyhow::Result<PhaseResult>),
+    Signal(&'static str),
+}
+
+/// Runs `work` until it ends or a signal arrives; on a signal the work is
+/// dropped, which cancels its model request, kills its commands' process
+/// groups and removes its work trees.
+async fn interruptible(
+    interrupts: &mut Interrupts,
+    work: impl Future<Output = anyhow::Result<PhaseResult>>,
+) -> Ended {
+    tokio::select! {
+        biased;
+        signal = interrupts.received() => Ended::Signal(signal),
+        result = work => Ended::Result(result),
     }
-    finish_record(&mut context);
-    if matches!(end, PhaseEnd::Stop(..)) && name != PhaseName::Publish {
+}
+
+/// Records how the phase ended, moves the run's state, writes the evidence
+/// when the run stops, and reports.
+fn conclude_phase(context: &mut Context<'_>, ended: Ended) -> anyhow::Result<PhaseReport> {
+    let name = context.run.manifest.phases[context.record].name;
+    let (result, error) = match ended {
+        Ended::Result(Ok(result)) => (result, None),
+        Ended::Result(Err(error)) => {
+            let message = context
+                .run
+                .portable(&crate::secrets::redact(&format!("{error:#}")));
+            (PhaseResult::Error(message), Some(error))
+        }
+        Ended::Signal(signal) => (
+            PhaseResult::Interrupted(format!(
+                "interrupted by {signal} during {name}; rerun `baton phase {name}` to resume"
+            )),
+            None,
+        ),
+    };
+    let interrupted = matches!(result, PhaseResult::Interrupted(_));
+    let elapsed = context.started.elapsed().as_secs_f64();
+    let note = match &result {
+        PhaseResult::Stop(_, reason) | PhaseResult::Error(reason) => {
+            Some(context.run.portable(reason))
+        }
+        _ => None,
+    };
+    let record = context.record();
+    record.wall_s = elapsed;
+    record.finished_at = Some(crate::clock::now_rfc3339());
+    if note.is_some() {
+        record.note = note;
+    }
+    machine::apply(&mut context.run.manifest, result);
+    let record = &context.run.manifest.phases[context.record];
+    if record.status == PhaseStatus::Done
+        && matches!(
+            name,
+            PhaseName::Tests | PhaseName::Implement | PhaseName::Repair
+        )
+        && context.run.read(PATCH)?.is_some()
+    {
+        context
+            .run
+            .copy(PATCH, &artifact::patch_snapshot(context.record, name))?;
+    }
+    if context.run.manifest.has_ended() && name != PhaseName::Publish {
         // Evidence is written whenever a run stops, not only by publish.
-        write_evidence(&mut context, None)?;
+        write_evidence(context, None)?;
     }
     context.run.save()?;
-    progress::phase_finished(&context.run.manifest.phases[context.record]);
+    context
+        .reporter
+        .phase_finished(&context.run.manifest.phases[context.record]);
+    if let Some(error) = error {
+        if context.run.manifest.has_ended() {
+            return Ok(PhaseReport::Ran {
+                outcome: context.run.manifest.outcome,
+            });
+        }
+        return Err(crate::bad_input!(
+            "{name} could not finish: {error:#}; nothing was decided: fix the cause and rerun `baton phase {name}`"
+        ));
+    }
+    if interrupted {
+        return Ok(PhaseReport::Interrupted);
+    }
     Ok(PhaseReport::Ran {
         outcome: context.run.manifest.outcome,
     })
 }
 
-fn finish_record(context: &mut Context<'_>) {
-    let elapsed = context.started.elapsed().as_secs_f64();
-    let record = context.record();
-    record.wall_s = elapsed;
-    record.finished_at = Some(crate::clock::now_rfc3339());
+/// The patch a phase starts from is the one the last finished producer left
+/// (a failed or superseded execution may have written another).
+fn restore_patch(run: &mut RunDir) -> anyhow::Result<()> {
+    match machine::expected_patch(&run.manifest) {
+        Some((_, _, sha)) if run.manifest.patch_sha256() == Some(sha.as_str()) => Ok(()),
+        Some((index, phase, _)) => run.copy(&artifact::patch_snapshot(index, phase), PATCH),
+        None => run.remove(PATCH),
+    }
 }
 
-async fn dispatch(context: &mut Context<'_>, name: PhaseName) -> anyhow::Result<PhaseEnd> {
+/// After `--force`: removes what the superseded executions wrote, so no
+/// later phase or the evidence reads it, and trims the verify and repair
+/// histories to the executions still valid.
+fn invalidate(run: &mut RunDir, superseded: &[usize]) -> anyhow::Result<()> {
+    let manifest = &run.manifest;
+    let gone: Vec<PhaseName> = PhaseName::ALL
+        .into_iter()
+        .filter(|phase| {
+            superseded
+                .iter()
+                .any(|index| manifest.phases[*index].name == *phase)
+                && !manifest.valid().any(|(_, record)| record.name == *phase)
+        })
+        .collect();
+    let owned: Vec<String> = manifest
+        .artifacts
+        .keys()
+        .filter(|name| gone.iter().any(|phase| artifact::owned_by(*phase, name)))
+        .cloned()
+        .collect();
+    for name in owned {
+        run.remove(&name)?;
+    }
+    let verifies = run
+        .manifest
+        .valid()
+        .filter(|(_, record)| record.name == PhaseName::Verify && record.passed.is_some())
+        .count();
+    if let Some(mut verify) = run.read_json::<VerifyRecord>(artifact::VERIFY)? {
+        verify.rounds.truncate(verifies);
+        run.write_json(artifact::VERIFY, &verify)?;
+    }
+    let repairs = run
+        .manifest
+        .valid()
+        .filter(|(_, record)| record.name == PhaseName::Repair)
+        .count();
+    if let Some(mut repair) = run.read_json::<RepairRecord>(artifact::REPAIR)? {
+        repair.rounds.truncate(repairs);
+        run.write_json(artifact::REPAIR, &repair)?;
+    }
+    for name in [artifact::EVIDENCE, artifact::EVIDENCE_MARKDOWN] {
+        run.remove(name)?;
+    }
+    restore_patch(run)
+}
+
+async fn dispatch(context: &mut Context<'_>, name: PhaseName) -> anyhow::Result<PhaseResult> {
     match name {
-        PhaseName::Intake => Err(crate::bad_input!(
-            "intake creates the run; it is started with --issue-file"
-        )),
+        PhaseName::Intake => intake::route(context).await,
         PhaseName::Spec
         | PhaseName::Design
         | PhaseName::Plan
@@ -378,9 +514,43 @@ async fn dispatch(context: &mut Context<'_>, name: PhaseName) -> anyhow::Result<
     }
 }
 
-/// Creates the run (intake), then reports like any phase.
-pub async fn run_intake(settings: &Settings, request: IntakeRequest) -> anyhow::Result<PathBuf> {
-    intake::run(settings, request).await
+/// Intake: creates the run from its trigger (or, when the run exists and
+/// its intake never finished, picks it up again), then routes it.
+pub async fn run_intake(
+    job: &mut Job<'_>,
+    request: IntakeRequest,
+) -> anyhow::Result<(PathBuf, PhaseReport)> {
+    let started = Instant::now();
+    let (run, source) = intake::open_run(job.settings, job.reporter, request)?;
+    let run_dir = run.path().to_owned();
+    if machine::decide(&run.manifest, PhaseName::Intake) != Decision::Run {
+        job.reporter.line(
+            "· intake    already finished; nothing to do (a new run needs a new --run-dir)",
+        );
+        return Ok((run_dir, PhaseReport::AlreadyDone));
+    }
+    let mut context = Context {
+        settings: job.settings,
+        reporter: job.reporter,
+        run,
+        source,
+        started,
+        record: 0,
+    };
+    let model = intake::routing_model(&context);
+    context.record = machine::begin(
+        &mut context.run.manifest,
+        PhaseRecord::started(PhaseName::Intake, model),
+    );
+    context.run.save()?;
+    let issue = &context.run.manifest.issue;
+    context.reporter.phase_started(
+        PhaseName::Intake,
+        &format!("issue #{} {}", issue.number, issue.title),
+    );
+    let ended = interruptible(job.interrupts, dispatch(&mut context, PhaseName::Intake)).await;
+    let report = conclude_phase(&mut context, ended)?;
+    Ok((run_dir, report))
 }
 
 /// Builds and writes `evidence.json` and `evidence.md`. `config` is the one

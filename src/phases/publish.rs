@@ -2,34 +2,40 @@
 //! and write the evidence (the PR body). Opening the PR comes with the forge
 //! backends; a local run ends with `evidence.md` and `changes.patch`.
 
-use super::{Context, PATCH, PhaseEnd, write_evidence};
-use crate::config::{Config, ConfigSource};
-use crate::pipeline::{Outcome, PhaseName};
-use crate::records::{Review, VerifyRecord};
+use super::{Context, PhaseResult, write_evidence};
+use crate::config::Config;
+use crate::records::{Review, Ticket, VerifyRecord};
+use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::sha256_hex;
 use crate::settings::env;
+use crate::types::{Outcome, PhaseName, ReviewVerdict, Route};
 
-pub fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
-    let base_config = config_at_base(context)?;
-    let manifest = &context.run.manifest;
-    let route = manifest.route;
-    let mut end = PhaseEnd::Continue;
-
-    if manifest.outcome == Outcome::Running {
-        end = judge(context, &base_config)?;
-    }
-    let outcome = match &end {
-        PhaseEnd::Stop(outcome, _) => *outcome,
-        PhaseEnd::Continue => context.run.manifest.outcome,
+pub fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
+    // The config was read from the base commit and checked against the pin
+    // (`Settings::pinned`): a run cannot loosen its own rules.
+    let config = context.config().clone();
+    recompute_issue(context)?;
+    let end = if context.run.manifest.outcome == Outcome::Running {
+        judge(context, &config)?
+    } else {
+        // An ended run is finalised: its outcome stands.
+        PhaseResult::Finished
     };
-    // Publish finalises the run's outcome before rendering the evidence.
-    if let PhaseEnd::Stop(outcome, reason) = &end {
+    let outcome = match &end {
+        PhaseResult::Stop(outcome, _) => *outcome,
+        _ => context.run.manifest.outcome,
+    };
+    // The evidence shows the outcome publish is about to record.
+    if let PhaseResult::Stop(outcome, reason) = &end {
         context.run.manifest.outcome = *outcome;
         context.run.manifest.reason = (*outcome != Outcome::Done).then(|| reason.clone());
     }
-    let evidence = write_evidence(context, Some(&base_config))?;
+    let evidence = write_evidence(context, Some(&config))?;
     if let Some(summary_path) = env::get(env::GITHUB_STEP_SUMMARY) {
-        let markdown = context.run.read_text("evidence.md")?.unwrap_or_default();
+        let markdown = context
+            .run
+            .read_text(artifact::EVIDENCE_MARKDOWN)?
+            .unwrap_or_default();
         append(&summary_path, &markdown)?;
     }
     if let Some(output_path) = env::get(env::GITHUB_OUTPUT) {
@@ -42,9 +48,9 @@ pub fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
             ),
         )?;
     }
-    context.record().note = Some(match route {
+    context.record().note = Some(match context.run.manifest.route {
         _ if outcome != Outcome::Done => format!("outcome {outcome}; evidence written"),
-        crate::pipeline::Route::Epic => {
+        Route::Epic => {
             format!("{} child issue(s) ready to file", evidence.children.len())
         }
         _ => "local run: no pull request opened; evidence.md is its body".into(),
@@ -52,14 +58,27 @@ pub fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     Ok(end)
 }
 
+/// The issue number and branch come from the ticket (hash-checked with the
+/// rest of the run directory), not from what the manifest says.
+fn recompute_issue(context: &mut Context<'_>) -> anyhow::Result<()> {
+    let ticket: Ticket = context
+        .run
+        .read_json(artifact::TICKET)?
+        .ok_or_else(|| crate::bad_input!("ticket.json is missing from the run directory"))?;
+    let manifest = &mut context.run.manifest;
+    manifest.issue.number = ticket.number;
+    manifest.branch = format!("baton/issue-{}", ticket.number);
+    Ok(())
+}
+
 /// The checks publish makes on its own, for a run that reached it running.
-fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
+fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseResult> {
     let route = context.run.manifest.route;
     if route.contains(PhaseName::Verify) {
         let patch = context.patch()?;
-        let verify: Option<VerifyRecord> = context.run.read_json("verify.json")?;
+        let verify: Option<VerifyRecord> = context.run.read_json(artifact::VERIFY)?;
         let Some(verify) = verify else {
-            return Ok(PhaseEnd::Stop(
+            return Ok(PhaseResult::Stop(
                 Outcome::Failed,
                 "verify never ran: a gate that did not run counts as failed".into(),
             ));
@@ -69,7 +88,7 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
             .sha256_of(PATCH)
             .map_or_else(|| sha256_hex(b""), str::to_owned);
         if verify.patch_sha256 != current || sha256_hex(patch.as_bytes()) != current {
-            return Ok(PhaseEnd::Stop(
+            return Ok(PhaseResult::Stop(
                 Outcome::Rejected,
                 "changes.patch is not the patch verify checked; refusing to publish an unverified change".into(),
             ));
@@ -78,13 +97,13 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
         let plan = context.plan()?;
         let verdict = super::policy_verdict(context, config, &changes, plan.as_ref());
         if !verdict.is_clean() {
-            return Ok(PhaseEnd::Stop(
+            return Ok(PhaseResult::Stop(
                 Outcome::Rejected,
                 format!("policy violation: {}", verdict.summary()),
             ));
         }
         if config.gates.is_empty() {
-            return Ok(PhaseEnd::Stop(
+            return Ok(PhaseResult::Stop(
                 Outcome::Blocked,
                 "the base commit's config defines no gates".into(),
             ));
@@ -93,13 +112,13 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
             match verify.gates.iter().find(|result| result.name == gate.name) {
                 Some(result) if result.passed => {}
                 Some(_) => {
-                    return Ok(PhaseEnd::Stop(
+                    return Ok(PhaseResult::Stop(
                         Outcome::Failed,
                         format!("required gate `{}` failed", gate.name),
                     ));
                 }
                 None => {
-                    return Ok(PhaseEnd::Stop(
+                    return Ok(PhaseResult::Stop(
                         Outcome::Failed,
                         format!(
                             "required gate `{}` did not run; a gate that did not run counts as failed",
@@ -110,22 +129,22 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
             }
         }
         if route.contains(PhaseName::Tests) {
-            let tests: Option<crate::records::TestsRecord> = context.run.read_json("tests.json")?;
+            let tests: Option<crate::records::TestsRecord> = context.run.read_json(artifact::TESTS)?;
             if !tests.is_some_and(|tests| tests.red) {
-                return Ok(PhaseEnd::Stop(
+                return Ok(PhaseResult::Stop(
                     Outcome::Blocked,
                     "the tests were never red on the base commit".into(),
                 ));
             }
             if verify.tests_intact == Some(false) {
-                return Ok(PhaseEnd::Stop(
+                return Ok(PhaseResult::Stop(
                     Outcome::Blocked,
                     "the tests written first were changed after the tests phase".into(),
                 ));
             }
         }
         if !verdict.needs_approval.is_empty() {
-            return Ok(PhaseEnd::Stop(
+            return Ok(PhaseResult::Stop(
                 Outcome::Blocked,
                 format!(
                     "changes to {} need `/baton approve`",
@@ -135,50 +154,30 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseEnd> {
         }
     }
     if route.contains(PhaseName::Review) {
-        let review: Option<Review> = context.run.read_json("review.json")?;
+        let review: Option<Review> = context.run.read_json(artifact::REVIEW)?;
         match review {
-            Some(review) if review.verdict == "approve" => {}
+            Some(review) if review.verdict == ReviewVerdict::Approve => {}
             Some(_) => {
-                return Ok(PhaseEnd::Stop(
+                return Ok(PhaseResult::Stop(
                     Outcome::Blocked,
                     "the review requested changes".into(),
                 ));
             }
             None => {
-                return Ok(PhaseEnd::Stop(
+                return Ok(PhaseResult::Stop(
                     Outcome::Blocked,
                     "the review did not finish".into(),
                 ));
             }
         }
     }
-    if route.contains(PhaseName::Split) && context.run.read("children.json")?.is_none() {
-        return Ok(PhaseEnd::Stop(
+    if route.contains(PhaseName::Split) && context.run.read(artifact::CHILDREN)?.is_none() {
+        return Ok(PhaseResult::Stop(
             Outcome::Blocked,
             "the split did not finish".into(),
         ));
     }
-    Ok(PhaseEnd::Stop(Outcome::Done, "done".into()))
-}
-
-/// The config as it is at the base commit: a run cannot loosen its own rules.
-fn config_at_base(context: &Context<'_>) -> anyhow::Result<Config> {
-    let Some(relative) = &context.settings.config_in_repo else {
-        return Ok(match &context.settings.config_source {
-            ConfigSource::File(path) => Config::load(path)?,
-            ConfigSource::Defaults => context.settings.config.clone(),
-        });
-    };
-    let base = &context.run.manifest.base_sha;
-    match context.source.read_at(base, relative)? {
-        Some(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            Config::parse(&text).map_err(|issues| {
-                crate::config::config_error(&format!("{relative} at {base}"), &issues)
-            })
-        }
-        None => Ok(Config::parse("").unwrap_or_default()),
-    }
+    Ok(PhaseResult::Stop(Outcome::Done, "done".into()))
 }
 
 fn append(path: &str, text: &str) -> anyhow::Result<()> {

@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
-use super::{Context, PATCH, PhaseEnd};
+use super::Context;
 use crate::agent::command::{self, scrubbed_environment};
 use crate::config::Gate;
 use crate::git::WorkTree;
-use crate::pipeline::{self, Outcome, PhaseName};
-use crate::progress;
+use crate::pipeline::{self, PhaseResult};
 use crate::records::{GateResult, TestsRecord, VerifyRecord, VerifyRound};
+use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::sha256_hex;
+use crate::types::Outcome;
 
 /// Full gate logs kept in `gates/<name>.log`.
 const GATE_LOG_LIMIT: usize = 1024 * 1024;
@@ -41,12 +42,9 @@ pub async fn run_gates(
         )
         .await?;
         let passed = output.succeeded();
-        progress::line(&format!(
-            "    gate {:<12} {} ({:.1}s)",
-            gate.name,
-            if passed { "passed" } else { "FAILED" },
-            output.duration_s
-        ));
+        context
+            .reporter
+            .gate(&gate.name, passed, output.duration_s);
         results.push((
             GateResult {
                 name: gate.name.clone(),
@@ -64,9 +62,9 @@ pub async fn run_gates(
     Ok(results)
 }
 
-pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
+pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     if context.config().gates.is_empty() {
-        return Ok(PhaseEnd::Stop(
+        return Ok(PhaseResult::Stop(
             Outcome::Blocked,
             "no [[gates]] are configured: CI is the judge, and without gates there is nothing to judge by; add at least one gate".into(),
         ));
@@ -82,79 +80,47 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     for (gate, log) in &results {
         context
             .run
-            .write_json(&format!("gates/{}.json", gate.name), gate)?;
-        context
-            .run
-            .write_text(&format!("gates/{}.log", gate.name), log)?;
+            .write_json(&artifact::gate_result(&gate.name), gate)?;
+        context.run.write_text(&artifact::gate_log(&gate.name), log)?;
     }
     let passed = results
         .iter()
         .all(|(gate, _)| !gate.required || gate.passed);
 
-    let tests: Option<TestsRecord> = context.run.read_json("tests.json")?;
+    let tests: Option<TestsRecord> = context.run.read_json(artifact::TESTS)?;
     let tests_intact = tests.map(|tests| {
         tests.files.iter().all(|(path, sha)| {
             std::fs::read(tree.path().join(path)).is_ok_and(|bytes| sha256_hex(&bytes) == *sha)
         })
     });
 
-    let mut record: VerifyRecord = context.run.read_json("verify.json")?.unwrap_or_default();
+    let mut record: VerifyRecord = context.run.read_json(artifact::VERIFY)?.unwrap_or_default();
     let failed: Vec<(&str, &str)> = results
         .iter()
         .filter(|(gate, _)| gate.required && !gate.passed)
         .map(|(gate, _)| (gate.name.as_str(), gate.log_tail.as_str()))
         .collect();
     let signature = (!passed).then(|| pipeline::failure_signature(&failed));
+    let failed_gates: Vec<String> = failed.iter().map(|(name, _)| (*name).to_owned()).collect();
     record.rounds.push(VerifyRound {
         round: record.rounds.len() as u32 + 1,
         passed,
-        failed_gates: failed.iter().map(|(name, _)| (*name).to_owned()).collect(),
-        signature,
+        failed_gates: failed_gates.clone(),
+        signature: signature.clone(),
     });
     record.patch_sha256.clone_from(&patch_sha256);
     record.passed = passed;
     record.gates = results.into_iter().map(|(gate, _)| gate).collect();
     record.tests_intact = tests_intact;
-    context.run.write_json("verify.json", &record)?;
+    context.run.write_json(artifact::VERIFY, &record)?;
 
-    let phase = context.record();
-    phase.input_sha256 = Some(patch_sha256);
-    phase.passed = Some(passed);
-    if passed {
-        phase.note = Some("all required gates passed".into());
-        return Ok(PhaseEnd::Continue);
-    }
-    let failed_names: Vec<String> = record
-        .rounds
-        .last()
-        .map(|round| round.failed_gates.clone())
-        .unwrap_or_default();
-    phase.note = Some(format!("failed: {}", failed_names.join(", ")));
-    let consecutive: Vec<String> = record
-        .rounds
-        .iter()
-        .rev()
-        .take_while(|round| !round.passed)
-        .filter_map(|round| round.signature.clone())
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let repairs_done = context.run.manifest.count(PhaseName::Repair);
-    let max_repairs = context.run.manifest.budget.limits.max_repairs;
-    let route_repairs = context.run.manifest.route.contains(PhaseName::Repair);
-    let stop = if route_repairs {
-        pipeline::repair_stop(repairs_done, max_repairs, &consecutive)
+    // Whether a repair follows is the state machine's call (`pipeline::apply`).
+    context.record().note = Some(if passed {
+        "all required gates passed".into()
     } else {
-        Some("gates failed".into())
-    };
-    Ok(match stop {
-        Some(reason) => PhaseEnd::Stop(
-            Outcome::Failed,
-            format!("{reason}; failing: {}", failed_names.join(", ")),
-        ),
-        None => PhaseEnd::Continue,
-    })
+        format!("failing: {}", failed_gates.join(", "))
+    });
+    Ok(PhaseResult::Verified { passed, signature })
 }
 
 /// The failing gates' log tails, for repair.
@@ -163,7 +129,7 @@ pub fn failing_logs(context: &Context<'_>, verify: &VerifyRecord) -> anyhow::Res
     for gate in verify.gates.iter().filter(|gate| !gate.passed) {
         let log = context
             .run
-            .read_text(&format!("gates/{}.log", gate.name))?
+            .read_text(&artifact::gate_log(&gate.name))?
             .unwrap_or_else(|| gate.log_tail.clone());
         text.push_str(&format!(
             "## gate `{}`: `{}` (exit {})\n\n```\n{}\n```\n\n",

@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::verify::{failing_logs, run_gates};
-use super::{Context, PATCH, PhaseEnd, policy_stop, prompts};
+use super::{Context, PATCH, PhaseResult, policy_stop, prompts};
 use crate::agent::command::scrubbed_environment;
 use crate::agent::{self, FINISH, SessionEnd, SessionError, SessionSpec, tools};
 use crate::git::WorkTree;
 use crate::llm::ToolSpec;
-use crate::pipeline::{Outcome, PhaseName};
+use crate::types::{Outcome, PhaseName};
 use crate::records::{AgentSummary, RepairRecord, RepairRound, TestsRecord, VerifyRecord};
 use crate::run_dir::sha256_hex;
 
@@ -171,7 +171,7 @@ fn task_brief(context: &Context<'_>) -> anyhow::Result<String> {
 }
 
 /// tests: write failing tests first, then prove they fail on the base commit.
-pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
+pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     let base = context.run.manifest.base_sha.clone();
     let attempts = context.config().attempts(PhaseName::Tests);
     let brief = task_brief(context)?;
@@ -187,12 +187,12 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         let summary = match agent_session(context, PhaseName::Tests, attempt, &tree, prompt).await?
         {
             AgentRun::Finished(summary) => summary,
-            AgentRun::Stop(outcome, reason) => return Ok(PhaseEnd::Stop(outcome, reason)),
+            AgentRun::Stop(outcome, reason) => return Ok(PhaseResult::Stop(outcome, reason)),
         };
         let patch = tree.diff()?;
         if let Some(reason) = policy_stop(context, &patch)? {
             context.run.write_patch(PATCH, &patch)?;
-            return Ok(PhaseEnd::Stop(Outcome::Rejected, reason));
+            return Ok(PhaseResult::Stop(Outcome::Rejected, reason));
         }
         if patch.trim().is_empty() {
             objections.push(format!("attempt {attempt} wrote no test at all"));
@@ -221,7 +221,7 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
             context.run.write_patch(PATCH, &patch)?;
             context.run.write_json("tests.json", &record)?;
             context.record().note = Some("red on the base commit".into());
-            return Ok(PhaseEnd::Continue);
+            return Ok(PhaseResult::Finished);
         }
         objections.push(format!(
             "attempt {attempt}: the tests you wrote PASS on the base commit (every gate passed), so they cannot show the change works. Write tests that fail until the change exists."
@@ -232,7 +232,7 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         context.run.write_patch(PATCH, &patch)?;
         context.run.write_json("tests.json", &record)?;
     }
-    Ok(PhaseEnd::Stop(
+    Ok(PhaseResult::Stop(
         Outcome::Blocked,
         format!(
             "tests: the new tests never failed on the base commit in {attempts} attempt(s); tests that pass before the change prove nothing"
@@ -243,7 +243,7 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
 /// implement: make the tests pass, on base + the tests' patch. With
 /// `[phases.implement].per_step`, one fresh-context session per plan step,
 /// each given the plan, its step and a summary of the diff so far.
-pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
+pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     let base = context.run.manifest.base_sha.clone();
     let patch = context.patch()?;
     let tree = context.source.work_tree(&base, &patch)?;
@@ -274,7 +274,7 @@ pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
             AgentRun::Finished(summary) => {
                 save_agent_result(context, &tree, "implement.json", summary)
             }
-            AgentRun::Stop(outcome, reason) => Ok(PhaseEnd::Stop(outcome, reason)),
+            AgentRun::Stop(outcome, reason) => Ok(PhaseResult::Stop(outcome, reason)),
         };
     }
     let mut summaries = Vec::new();
@@ -298,14 +298,14 @@ pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
         );
         match agent_session(context, PhaseName::Implement, number, &tree, prompt).await? {
             AgentRun::Finished(summary) => summaries.push(format!("step {number}: {summary}")),
-            AgentRun::Stop(outcome, reason) => return Ok(PhaseEnd::Stop(outcome, reason)),
+            AgentRun::Stop(outcome, reason) => return Ok(PhaseResult::Stop(outcome, reason)),
         }
     }
     save_agent_result(context, &tree, "implement.json", summaries.join("\n"))
 }
 
 /// repair: fix what the gates said, with the history of earlier repairs.
-pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
+pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     let base = context.run.manifest.base_sha.clone();
     let verify: VerifyRecord = context
         .run
@@ -333,7 +333,7 @@ pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseEnd> {
     context.record().attempts = 1;
     let summary = match agent_session(context, PhaseName::Repair, round, &tree, prompt).await? {
         AgentRun::Finished(summary) => summary,
-        AgentRun::Stop(outcome, reason) => return Ok(PhaseEnd::Stop(outcome, reason)),
+        AgentRun::Stop(outcome, reason) => return Ok(PhaseResult::Stop(outcome, reason)),
     };
     let failed_gates: Vec<String> = verify
         .gates
@@ -362,7 +362,7 @@ fn save_agent_result(
     tree: &WorkTree,
     artifact: &str,
     summary: String,
-) -> anyhow::Result<PhaseEnd> {
+) -> anyhow::Result<PhaseResult> {
     let patch = tree.diff()?;
     let stop = policy_stop(context, &patch)?;
     // Written even when rejected (redacted on the way), so the evidence shows
@@ -372,7 +372,7 @@ fn save_agent_result(
         .run
         .write_json(artifact, &AgentSummary { summary })?;
     Ok(match stop {
-        Some(reason) => PhaseEnd::Stop(Outcome::Rejected, reason),
-        None => PhaseEnd::Continue,
+        Some(reason) => PhaseResult::Stop(Outcome::Rejected, reason),
+        None => PhaseResult::Finished,
     })
 }

@@ -1,30 +1,6 @@
 //! Budgets as pure arithmetic: usage → cost, and whether a limit is reached.
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::{Budget, Price};
-
-/// What a run (or one phase) has spent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Spend {
-    pub tokens_in: u64,
-    pub tokens_out: u64,
-    pub cost_usd: f64,
-    pub wall_s: f64,
-}
-
-impl Spend {
-    pub fn tokens(&self) -> u64 {
-        self.tokens_in + self.tokens_out
-    }
-
-    pub fn add(&mut self, other: &Spend) {
-        self.tokens_in += other.tokens_in;
-        self.tokens_out += other.tokens_out;
-        self.cost_usd += other.cost_usd;
-        self.wall_s += other.wall_s;
-    }
-}
+use crate::types::{Budget, Price, Spend};
 
 /// Cost of one reply; an unpriced model costs nothing and evidence says so.
 pub fn cost_usd(price: Option<Price>, tokens_in: u64, tokens_out: u64) -> f64 {

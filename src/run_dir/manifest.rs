@@ -4,11 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Budget;
-use crate::pipeline::budget::Spend;
-use crate::pipeline::{Outcome, PhaseName, Route};
+use super::artifact;
+use crate::types::{Budget, Outcome, PhaseName, Route, Spend};
 
-pub const SCHEMA: &str = "baton.run/v1";
+pub const SCHEMA: &str = "baton.run/v2";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -21,6 +20,8 @@ pub struct Manifest {
     pub route: Route,
     /// Why this route: a label, the model's reason, an override, or the default.
     pub route_reason: String,
+    /// What started the run (an issue file, a forge event).
+    pub trigger: String,
     pub created_at: String,
     pub phases: Vec<PhaseRecord>,
     pub budget: BudgetState,
@@ -28,6 +29,12 @@ pub struct Manifest {
     /// Why the run stopped, when it did not end `done`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The index in `phases` of the record that ended the run: invalidating
+    /// that record (`--force`) reopens the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<usize>,
+    /// The configuration the run was started with, pinned at intake.
+    pub config: ConfigPin,
     /// relative path → sha256 of every file in the run directory but this one.
     pub artifacts: BTreeMap<String, String>,
 }
@@ -39,6 +46,21 @@ pub struct IssueRef {
     pub url: String,
 }
 
+/// Which configuration file a run reads, fixed at intake: later phases read
+/// it from the base commit and refuse to run if its sha256 differs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigPin {
+    /// Repository-relative path; `None` when the built-in defaults apply.
+    /// For a config outside the repository (local runs only), its file name.
+    pub path: Option<String>,
+    /// sha256 of the file's bytes (empty for the defaults).
+    pub sha256: String,
+    /// A `--config` outside the repository: allowed only locally, flagged in
+    /// the evidence, passed again to every later phase.
+    #[serde(default)]
+    pub outside_repository: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BudgetState {
     pub limits: Budget,
@@ -48,9 +70,30 @@ pub struct BudgetState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PhaseStatus {
+    /// Started and not ended: a live job holds the run's lock, or the job died.
     Running,
     Done,
+    /// Could not finish (an infrastructure or input error): rerunnable.
     Failed,
+    /// Ran to its end and stopped the run (blocked, failed, rejected, budget).
+    Stopped,
+    /// Stopped by SIGINT or SIGTERM: the run is `cancelled`, the phase rerunnable.
+    Interrupted,
+    /// Invalidated by `--force` on this or an earlier phase; kept for its spend.
+    Superseded,
+}
+
+impl PhaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Superseded => "superseded",
+        }
+    }
 }
 
 /// One execution of a phase. `verify` and `repair` may appear several times.
@@ -72,12 +115,16 @@ pub struct PhaseRecord {
     /// Models that took over from the phase's model (`from → to`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<String>,
-    /// verify: sha256 of the patch it checked.
+    /// verify: sha256 of the patch it checked; tests, implement, repair: of
+    /// the patch they left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_sha256: Option<String>,
+    pub patch_sha256: Option<String>,
     /// verify: whether every required gate passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passed: Option<bool>,
+    /// verify: the failure signature when gates failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -97,8 +144,9 @@ impl PhaseRecord {
             finished_at: None,
             by_model: BTreeMap::new(),
             fallbacks: Vec::new(),
-            input_sha256: None,
+            patch_sha256: None,
             passed: None,
+            signature: None,
             note: None,
         }
     }
@@ -145,11 +193,29 @@ impl Manifest {
         self.phases.iter().rev().find(|record| record.name == name)
     }
 
+    /// Records that still count for deciding what runs (not superseded).
+    pub fn valid(&self) -> impl DoubleEndedIterator<Item = (usize, &PhaseRecord)> {
+        self.phases
+            .iter()
+            .enumerate()
+            .filter(|(_, record)| record.status != PhaseStatus::Superseded)
+    }
+
+    /// The current patch's sha256, as the artifacts list records it.
+    pub fn patch_sha256(&self) -> Option<&str> {
+        self.artifacts.get(artifact::PATCH).map(String::as_str)
+    }
+
     pub fn count(&self, name: PhaseName) -> u32 {
         self.phases
             .iter()
             .filter(|record| record.name == name && record.status == PhaseStatus::Done)
             .count() as u32
+    }
+
+    /// Whether the run has ended (any outcome but `running`).
+    pub fn has_ended(&self) -> bool {
+        self.outcome.is_terminal()
     }
 
     #[cfg(test)]
@@ -167,6 +233,7 @@ impl Manifest {
             branch: "baton/issue-1".into(),
             route,
             route_reason: "test".into(),
+            trigger: "test".into(),
             created_at: crate::clock::now_rfc3339(),
             phases: Vec::new(),
             budget: BudgetState {
@@ -175,6 +242,8 @@ impl Manifest {
             },
             outcome: Outcome::Running,
             reason: None,
+            ended_by: None,
+            config: ConfigPin::default(),
             artifacts: BTreeMap::new(),
         }
     }

@@ -1,6 +1,7 @@
-//! What a person watching a run sees on stderr: one line as each phase starts
-//! and ends, a spinner while it works (only on a terminal), and a closing
-//! table. Everything passes the redaction function on its way out.
+//! The terminal reporter: what a person watching a run sees on stderr — one
+//! line as each phase starts and ends, a spinner while it works (only on a
+//! terminal), and a closing table. Everything passes the redaction function
+//! on its way out.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -8,10 +9,34 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::run_dir::manifest::{Manifest, PhaseRecord, PhaseStatus};
+use super::{Reporter, thousands};
+use crate::run_dir::manifest::{PhaseRecord, PhaseStatus};
 use crate::settings::env;
+use crate::types::PhaseName;
 
-pub fn line(text: &str) {
+/// Writes to stderr, in colour on a terminal unless `NO_COLOR` is set.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Terminal;
+
+impl Reporter for Terminal {
+    fn line(&self, text: &str) {
+        line(text);
+    }
+
+    fn phase_started(&self, phase: PhaseName, detail: &str) {
+        line(&format!("{} {:<9} {detail}", colored("36", "▶"), phase.as_str()));
+    }
+
+    fn phase_finished(&self, record: &PhaseRecord) {
+        phase_finished(record);
+    }
+
+    fn working(&self, label: &str) -> Box<dyn Send> {
+        Box::new(Spinner::start(label))
+    }
+}
+
+fn line(text: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "{}", crate::secrets::redact(text));
 }
@@ -24,14 +49,11 @@ fn colored(code: &str, text: &str) -> String {
     }
 }
 
-pub fn phase_started(name: &str, detail: &str) {
-    line(&format!("{} {name:<9} {detail}", colored("36", "▶")));
-}
-
-pub fn phase_finished(record: &PhaseRecord) {
+fn phase_finished(record: &PhaseRecord) {
     let mark = match record.status {
         PhaseStatus::Done if record.passed == Some(false) => colored("33", "✘"),
         PhaseStatus::Done => colored("32", "✔"),
+        PhaseStatus::Interrupted => colored("33", "■"),
         _ => colored("31", "✘"),
     };
     let mut parts = Vec::new();
@@ -63,56 +85,14 @@ pub fn phase_finished(record: &PhaseRecord) {
     ));
 }
 
-pub fn thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    grouped
-}
-
-/// The closing table of a run.
-pub fn summary(manifest: &Manifest) {
-    line("");
-    line(&format!(
-        "{:<10} {:<30} {:>8} {:>12} {:>10} {:>8}",
-        "phase", "model", "attempts", "tokens", "cost", "time"
-    ));
-    for record in &manifest.phases {
-        line(&format!(
-            "{:<10} {:<30} {:>8} {:>12} {:>10} {:>7.1}s",
-            record.name.as_str(),
-            record.model.as_deref().unwrap_or("-"),
-            record.attempts,
-            thousands(record.tokens_in + record.tokens_out),
-            format!("${:.4}", record.cost_usd),
-            record.wall_s
-        ));
-    }
-    let spent = manifest.spent();
-    line(&format!(
-        "{:<10} {:<30} {:>8} {:>12} {:>10} {:>7.1}s",
-        "total",
-        "",
-        "",
-        thousands(spent.tokens()),
-        format!("${:.4}", spent.cost_usd),
-        spent.wall_s
-    ));
-}
-
 /// A spinner on stderr while a phase works; nothing when stderr is not a terminal.
-pub struct Spinner {
+struct Spinner {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl Spinner {
-    pub fn start(label: &str) -> Self {
+    fn start(label: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         if !std::io::stderr().is_terminal() {
             return Self { stop, handle: None };
@@ -151,12 +131,3 @@ impl Drop for Spinner {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(super::thousands(0), "0");
-        assert_eq!(super::thousands(1234), "1,234");
-        assert_eq!(super::thousands(1_234_567), "1,234,567");
-    }
-}

@@ -9,41 +9,43 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use super::{conclude, drive, interrupts};
 use crate::bad_input;
 use crate::cli::DemoArgs;
 use crate::error::ExitStatus;
-use crate::phases::IntakeRequest;
-use crate::progress;
+use crate::phases::{self, Job, PhaseReport};
+use crate::report::Reporter;
 use crate::settings::Settings;
+use crate::trigger::{IntakeRequest, Trigger};
 
 const PROJECT: &[(&str, &str)] = &[
     (
         "Cargo.toml",
-        include_str!("../examples/demo/project/Cargo.toml"),
+        include_str!("../../examples/demo/project/Cargo.toml"),
     ),
     (
         ".gitignore",
-        include_str!("../examples/demo/project/gitignore"),
+        include_str!("../../examples/demo/project/gitignore"),
     ),
     (
         "AGENTS.md",
-        include_str!("../examples/demo/project/AGENTS.md"),
+        include_str!("../../examples/demo/project/AGENTS.md"),
     ),
     (
         "README.md",
-        include_str!("../examples/demo/project/README.md"),
+        include_str!("../../examples/demo/project/README.md"),
     ),
     (
         "baton.toml",
-        include_str!("../examples/demo/project/baton.toml"),
+        include_str!("../../examples/demo/project/baton.toml"),
     ),
     (
         "src/lib.rs",
-        include_str!("../examples/demo/project/src/lib.rs"),
+        include_str!("../../examples/demo/project/src/lib.rs"),
     ),
 ];
-const ISSUE: &str = include_str!("../examples/demo/issue.md");
-const SCRIPT: &str = include_str!("../examples/demo/script.json");
+const ISSUE: &str = include_str!("../../examples/demo/issue.md");
+const SCRIPT: &str = include_str!("../../examples/demo/script.json");
 
 /// The demo's layout under its directory.
 pub struct DemoLayout {
@@ -64,7 +66,7 @@ impl DemoLayout {
     }
 }
 
-pub async fn run(arguments: &DemoArgs) -> anyhow::Result<ExitStatus> {
+pub async fn run(reporter: &dyn Reporter, arguments: &DemoArgs) -> anyhow::Result<ExitStatus> {
     let directory = match &arguments.dir {
         Some(directory) => directory.clone(),
         None => tempfile::Builder::new()
@@ -74,7 +76,7 @@ pub async fn run(arguments: &DemoArgs) -> anyhow::Result<ExitStatus> {
     };
     let layout = prepare(&directory)?;
     if arguments.prepare_only {
-        progress::line(&format!(
+        reporter.line(&format!(
             "demo prepared in {}: project {}, issue {}, script {}",
             directory.display(),
             layout.project.display(),
@@ -83,19 +85,28 @@ pub async fn run(arguments: &DemoArgs) -> anyhow::Result<ExitStatus> {
         ));
         return Ok(ExitStatus::Success);
     }
-    progress::line(&format!("baton demo in {}", directory.display()));
+    reporter.line(&format!("baton demo in {}", directory.display()));
     let settings = Settings::resolve(
         Some(&layout.project.join("baton.toml")),
         Some(&layout.project),
     )?;
     settings.install_redactor();
     let request = IntakeRequest {
-        issue_file: Some(layout.issue.clone()),
+        trigger: Trigger::IssueFile(layout.issue.clone()),
         run_dir: Some(layout.run_dir.clone()),
         route: None,
     };
-    let run_dir = crate::run_local(&settings, request).await?;
-    crate::conclude(&run_dir)
+    let mut interrupts = interrupts()?;
+    let mut job = Job {
+        settings: &settings,
+        reporter,
+        interrupts: &mut interrupts,
+    };
+    let (run_dir, report) = phases::run_intake(&mut job, request).await?;
+    if report != PhaseReport::Interrupted {
+        drive(&mut job, &run_dir).await?;
+    }
+    conclude(reporter, &run_dir)
 }
 
 /// Writes the example project (as a git repository), its issue and script.

@@ -1,0 +1,126 @@
+//! One file per command; `dispatch` picks the one the command line names.
+//! Commands turn arguments into `Settings` and a `Job`, drive the phases and
+//! map how the run stands to an exit status.
+
+pub mod config;
+pub mod demo;
+pub mod phase;
+pub mod run;
+pub mod status;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command, ConfigCommand};
+use crate::error::{ExitStatus, RunStopped};
+use crate::interrupt::Interrupts;
+use crate::phases::{self, Job, PhaseReport};
+use crate::pipeline::machine;
+use crate::report::Reporter;
+use crate::run_dir::RunDir;
+use crate::run_dir::artifact;
+use crate::settings::env;
+use crate::types::{Outcome, Route};
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let reporter = crate::report::Terminal;
+    match cli.command {
+        Command::Demo(arguments) => demo::run(&reporter, &arguments).await,
+        Command::Run(arguments) => run::run(&reporter, cli.config.as_deref(), arguments).await,
+        Command::Phase(arguments) => {
+            phase::run(&reporter, cli.config.as_deref(), arguments).await
+        }
+        Command::Status(arguments) => status::run(&reporter, arguments),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config::check(&reporter, cli.config.as_deref()),
+    }
+}
+
+/// `--run-dir`, else `$BATON_RUN_DIR`.
+fn run_dir_or_env(run_dir: Option<PathBuf>) -> Option<PathBuf> {
+    run_dir.or_else(|| env::get(env::BATON_RUN_DIR).map(PathBuf::from))
+}
+
+fn require_run_dir(run_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    run_dir_or_env(run_dir).ok_or_else(|| {
+        crate::bad_input!(
+            "--run-dir DIR is required (or set ${})",
+            env::BATON_RUN_DIR
+        )
+    })
+}
+
+/// The route a `--route` value names, as bad input when it names none.
+fn parse_route(text: Option<&str>) -> anyhow::Result<Option<Route>> {
+    text.map(|text| {
+        text.parse()
+            .map_err(|message: String| crate::bad_input!("--route: {message}"))
+    })
+    .transpose()
+}
+
+fn interrupts() -> anyhow::Result<Interrupts> {
+    Interrupts::install().map_err(|error| {
+        anyhow::anyhow!("cannot listen for SIGINT and SIGTERM: {error}")
+    })
+}
+
+/// The local driver: whatever `next_phase` says, each phase reopening the
+/// run directory exactly as a CI job would, until the run has ended and
+/// published, or a signal stops it. The state machine's bound backs the
+/// loop: a driver that went past it would be a bug, and it says so.
+pub async fn drive(job: &mut Job<'_>, run_dir: &Path) -> anyhow::Result<()> {
+    let bound = machine::max_executions(&RunDir::open(run_dir)?.manifest);
+    for _ in 0..=bound {
+        let manifest = RunDir::open(run_dir)?.manifest;
+        let Some(next) = machine::next_phase(&manifest) else {
+            return Ok(());
+        };
+        match phases::run_phase(job, next, run_dir, false).await? {
+            PhaseReport::Ran { .. } => {}
+            PhaseReport::Interrupted => return Ok(()),
+            other => {
+                return Err(anyhow::anyhow!(
+                    "internal error: the next phase, {next}, did not run ({other:?}); the run directory is unchanged"
+                ));
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "internal error: the run did not end within {bound} phase executions"
+    ))
+}
+
+/// Prints the closing table and where the evidence is; exit status by outcome.
+pub fn conclude(reporter: &dyn Reporter, run_dir: &Path) -> anyhow::Result<ExitStatus> {
+    let run = RunDir::open(run_dir)?;
+    let manifest = &run.manifest;
+    reporter.summary(manifest);
+    let evidence = run_dir.join(artifact::EVIDENCE_MARKDOWN);
+    reporter.line("");
+    reporter.line(&format!("outcome: {}", manifest.outcome));
+    if let Some(reason) = &manifest.reason {
+        reporter.line(&format!("reason:  {reason}"));
+    }
+    if evidence.exists() {
+        reporter.line(&format!("evidence: {}", evidence.display()));
+    }
+    match manifest.outcome {
+        Outcome::Done | Outcome::Running => Ok(ExitStatus::Success),
+        Outcome::Cancelled => {
+            if let Some(next) = machine::next_phase(manifest) {
+                reporter.line(&format!(
+                    "resume:  baton phase {next} --run-dir {}",
+                    run_dir.display()
+                ));
+            }
+            Ok(ExitStatus::Interrupted)
+        }
+        outcome => Err(RunStopped(format!(
+            "the run ended {outcome}: {}; see {}",
+            manifest.reason.as_deref().unwrap_or("no reason recorded"),
+            evidence.display()
+        ))
+        .into()),
+    }
+}

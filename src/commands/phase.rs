@@ -1,0 +1,73 @@
+//! `baton phase NAME`: one phase on a run directory, how every CI job calls
+//! baton. A finished, skipped or ended phase is a no-op that exits 0.
+
+use std::path::Path;
+
+use super::{conclude, interrupts, parse_route, require_run_dir, run_dir_or_env};
+use crate::cli::PhaseArgs;
+use crate::error::ExitStatus;
+use crate::phases::{self, Job, PhaseReport};
+use crate::report::Reporter;
+use crate::run_dir::RunDir;
+use crate::settings::Settings;
+use crate::trigger::{IntakeRequest, Trigger};
+use crate::types::{Outcome, PhaseName};
+
+pub async fn run(
+    reporter: &dyn Reporter,
+    config: Option<&Path>,
+    arguments: PhaseArgs,
+) -> anyhow::Result<ExitStatus> {
+    let name: PhaseName = arguments
+        .name
+        .parse()
+        .map_err(|message: String| crate::bad_input!("{message}"))?;
+    let repo = arguments.target.repo.as_deref();
+    if name != PhaseName::Intake && (arguments.issue_file.is_some() || arguments.route.is_some()) {
+        return Err(crate::bad_input!(
+            "--issue-file and --route belong to `baton phase intake`; {name} reads the run directory"
+        ));
+    }
+    let mut interrupts = interrupts()?;
+    let (run_dir, report) = if name == PhaseName::Intake {
+        let settings = Settings::resolve(config, repo)?;
+        settings.install_redactor();
+        let issue_file = arguments.issue_file.ok_or_else(|| {
+            crate::bad_input!(
+                "intake needs --issue-file FILE (reading the issue from a CI event comes with the forge backends)"
+            )
+        })?;
+        let request = IntakeRequest {
+            trigger: Trigger::IssueFile(issue_file),
+            run_dir: run_dir_or_env(arguments.target.run_dir),
+            route: parse_route(arguments.route.as_deref())?,
+        };
+        let mut job = Job {
+            settings: &settings,
+            reporter,
+            interrupts: &mut interrupts,
+        };
+        phases::run_intake(&mut job, request).await?
+    } else {
+        let run_dir = require_run_dir(arguments.target.run_dir)?;
+        let manifest = RunDir::open(&run_dir)?.manifest;
+        let settings = Settings::pinned(config, repo, &manifest)?;
+        settings.install_redactor();
+        let mut job = Job {
+            settings: &settings,
+            reporter,
+            interrupts: &mut interrupts,
+        };
+        let report = phases::run_phase(&mut job, name, &run_dir, arguments.force).await?;
+        (run_dir, report)
+    };
+    match report {
+        PhaseReport::Skipped(_) | PhaseReport::AlreadyDone | PhaseReport::Ended(_) => {
+            Ok(ExitStatus::Success)
+        }
+        PhaseReport::Ran {
+            outcome: Outcome::Running | Outcome::Done,
+        } => Ok(ExitStatus::Success),
+        PhaseReport::Ran { .. } | PhaseReport::Interrupted => conclude(reporter, &run_dir),
+    }
+}

@@ -1,0 +1,85 @@
+//! How a run tells people what it is doing: a `Reporter` handed to every
+//! phase, never a global. The terminal reporter writes lines and a spinner
+//! to stderr; a CI reporter (log groups, annotations, step summary) slots in
+//! beside it.
+
+pub mod terminal;
+
+use crate::run_dir::manifest::{Manifest, PhaseRecord};
+use crate::types::PhaseName;
+
+pub use terminal::Terminal;
+
+/// Where progress goes. Implementations redact what they write.
+pub trait Reporter: Sync {
+    /// One line for a person.
+    fn line(&self, text: &str);
+
+    fn phase_started(&self, phase: PhaseName, detail: &str);
+
+    fn phase_finished(&self, record: &PhaseRecord);
+
+    /// A phase is working; what it returns is dropped when the work ends
+    /// (a spinner stops, a log group closes).
+    fn working(&self, label: &str) -> Box<dyn Send>;
+
+    /// One gate's result, as verify and the tests phase's red check see it.
+    fn gate(&self, name: &str, passed: bool, duration_s: f64) {
+        self.line(&format!(
+            "    gate {name:<12} {} ({duration_s:.1}s)",
+            if passed { "passed" } else { "FAILED" }
+        ));
+    }
+
+    /// The closing table of a run.
+    fn summary(&self, manifest: &Manifest) {
+        self.line("");
+        self.line(&format!(
+            "{:<10} {:<30} {:>8} {:>12} {:>10} {:>8}",
+            "phase", "model", "attempts", "tokens", "cost", "time"
+        ));
+        for record in &manifest.phases {
+            self.line(&format!(
+                "{:<10} {:<30} {:>8} {:>12} {:>10} {:>7.1}s",
+                record.name.as_str(),
+                record.model.as_deref().unwrap_or("-"),
+                record.attempts,
+                thousands(record.tokens_in + record.tokens_out),
+                format!("${:.4}", record.cost_usd),
+                record.wall_s
+            ));
+        }
+        let spent = manifest.spent();
+        self.line(&format!(
+            "{:<10} {:<30} {:>8} {:>12} {:>10} {:>7.1}s",
+            "total",
+            "",
+            "",
+            thousands(spent.tokens()),
+            format!("${:.4}", spent.cost_usd),
+            spent.wall_s
+        ));
+    }
+}
+
+pub fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(1234), "1,234");
+        assert_eq!(super::thousands(1_234_567), "1,234,567");
+    }
+}
