@@ -312,7 +312,10 @@ pub async fn run_phase(
             return Ok(PhaseReport::Ended(outcome));
         }
     }
-    restore_patch(&mut run)?;
+    if name != PhaseName::Publish {
+        // Publish judges (and shows) the patch as the run left it.
+        restore_patch(&mut run)?;
+    }
     let source = Source::open(&job.settings.repo)?;
     let mut context = Context {
         settings: job.settings,

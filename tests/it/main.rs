@@ -12,6 +12,7 @@ mod support;
 mod config;
 mod demo;
 mod e2e;
+mod lifecycle;
 mod models;
 mod providers;
 mod routes;

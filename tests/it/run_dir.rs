@@ -66,7 +66,7 @@ fn phases_out_of_order_and_bad_usage_exit_two() {
     let run = context.phase("implement");
     run.assert_code(2);
     assert!(
-        run.stderr().contains("design has not finished"),
+        run.stderr().contains("next phase is design"),
         "{}",
         run.stderr()
     );

@@ -136,6 +136,41 @@ impl TestContext {
 
     /// Runs the real binary in the repository with a clean environment.
     pub fn baton(&self, arguments: &[&str]) -> Run {
+        Run(self.command(arguments).output().unwrap())
+    }
+
+    /// Runs the binary, killing it (and failing the test) if it has not
+    /// ended within `seconds`: for runs that must end by themselves.
+    #[track_caller]
+    pub fn baton_within(&self, seconds: u64, arguments: &[&str]) -> Run {
+        let mut child = self
+            .command(arguments)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let output = child.wait_with_output().unwrap();
+                panic!(
+                    "baton {arguments:?} did not end within {seconds} s\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                        .lines()
+                        .rev()
+                        .take(20)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Run(child.wait_with_output().unwrap())
+    }
+
+    /// The command `baton` would run, to spawn it and signal it.
+    pub fn command(&self, arguments: &[&str]) -> Command {
         let mut command = Command::new(BATON);
         command.args(arguments).current_dir(&self.repo).env_clear();
         for name in [
@@ -154,7 +189,7 @@ impl TestContext {
         for (name, value) in &self.environment {
             command.env(name, value);
         }
-        Run(command.output().unwrap())
+        command
     }
 
     pub fn run_local(&self) -> Run {
