@@ -1,114 +1,56 @@
-//! Wall-clock timestamps as RFC 3339 text, without a date-time dependency.
+//! Wall-clock timestamps as RFC 3339 text, and the two timestamp formats
+//! providers send back (RFC 3339 reset times, HTTP dates in `retry-after`),
+//! with `jiff` doing the calendar arithmetic.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use jiff::Timestamp;
+use jiff::fmt::rfc2822;
 
 /// Now, as `2026-11-21T18:30:45.123456Z` (UTC, microseconds).
 pub fn now_rfc3339() -> String {
-    format_rfc3339(SystemTime::now())
+    format_timestamp(Timestamp::now())
 }
 
 pub fn format_rfc3339(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let seconds = since_epoch.as_secs();
-    let micros = since_epoch.subsec_micros();
-    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
-    let second_of_day = seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        second_of_day / 3600,
-        (second_of_day / 60) % 60,
-        second_of_day % 60
-    )
+    // Only times beyond jiff's range (±9999 years) fail; the epoch is a
+    // recognisable placeholder, as it was before jiff.
+    format_timestamp(Timestamp::try_from(time).unwrap_or(Timestamp::UNIX_EPOCH))
 }
 
-/// Parses what `format_rfc3339` writes (and the same without fraction) back
-/// to seconds since the epoch, for durations and benchmarks.
+/// Fixed microseconds keep records the same width and sortable as text;
+/// jiff truncates rather than rounds, so a record never claims a later time.
+fn format_timestamp(timestamp: Timestamp) -> String {
+    format!("{timestamp:.6}")
+}
+
+/// Parses what `format_rfc3339` writes, with or without a fraction and with
+/// `Z` or a numeric offset such as `+00:00`, to seconds since the epoch, for
+/// durations, benchmarks and providers' reset times.
 pub fn parse_rfc3339(text: &str) -> Option<f64> {
-    let text = text.strip_suffix('Z')?;
-    let (date, time) = text.split_once('T')?;
-    let mut date_parts = date.splitn(3, '-').map(str::parse::<i64>);
-    let (year, month, day) = (
-        date_parts.next()?.ok()?,
-        date_parts.next()?.ok()?,
-        date_parts.next()?.ok()?,
-    );
-    let (clock, fraction) = time.split_once('.').unwrap_or((time, "0"));
-    let mut clock_parts = clock.splitn(3, ':').map(str::parse::<i64>);
-    let (hour, minute, second) = (
-        clock_parts.next()?.ok()?,
-        clock_parts.next()?.ok()?,
-        clock_parts.next()?.ok()?,
-    );
-    let fraction: f64 = format!("0.{fraction}").parse().ok()?;
-    let days = days_from_civil(year, month, day);
-    Some((days * 86_400 + hour * 3600 + minute * 60 + second) as f64 + fraction)
+    let timestamp: Timestamp = text.parse().ok()?;
+    Some(timestamp.as_duration().as_secs_f64())
 }
 
 /// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's
 /// IMF-fixdate) to seconds since the epoch.
 pub fn parse_http_date(text: &str) -> Option<f64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let mut parts = text.split_whitespace().skip(1);
-    let day: i64 = parts.next()?.parse().ok()?;
-    let month_name = parts.next()?;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let clock = parts.next()?;
-    if parts.next()? != "GMT" {
-        return None;
-    }
-    let month = i64::try_from(MONTHS.iter().position(|name| *name == month_name)?).ok()? + 1;
-    let mut clock_parts = clock.splitn(3, ':').map(str::parse::<i64>);
-    let (hour, minute, second) = (
-        clock_parts.next()?.ok()?,
-        clock_parts.next()?.ok()?,
-        clock_parts.next()?.ok()?,
-    );
-    let days = days_from_civil(year, month, day);
-    Some((days * 86_400 + hour * 3600 + minute * 60 + second) as f64)
+    // A server that names the wrong weekday still means the date it gives;
+    // waiting on it beats retrying at once into another rate limit.
+    static PARSER: rfc2822::DateTimeParser = rfc2822::DateTimeParser::new().relaxed_weekday(true);
+    let timestamp = PARSER.parse_timestamp(text).ok()?;
+    Some(timestamp.as_duration().as_secs_f64())
 }
 
 /// Seconds since the epoch, now.
 pub fn now_epoch() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs_f64()
-}
-
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month_index = if month > 2 { month - 3 } else { month + 9 };
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    Timestamp::now().as_duration().as_secs_f64()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
 
     #[test]
@@ -121,12 +63,84 @@ mod tests {
     }
 
     #[test]
+    fn formats_whole_seconds_with_six_digits_and_truncates_nanoseconds() {
+        assert_eq!(format_rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let instant = UNIX_EPOCH + Duration::from_nanos(1_999_999_999);
+        assert_eq!(format_rfc3339(instant), "1970-01-01T00:00:01.999999Z");
+    }
+
+    #[test]
+    fn now_is_formatted_like_any_other_time_and_parses_back() {
+        let text = now_rfc3339();
+        assert_eq!(text.len(), "2026-11-21T18:30:45.123456Z".len());
+        assert!(text.ends_with('Z'));
+        let parsed = parse_rfc3339(&text).unwrap();
+        assert!((now_epoch() - parsed).abs() < 60.0);
+    }
+
+    #[test]
+    fn parses_rfc3339_without_fraction_and_with_offsets() {
+        assert_eq!(parse_rfc3339("2026-11-21T18:30:45Z"), Some(1_795_285_845.0));
+        assert_eq!(
+            parse_rfc3339("2026-11-21T18:30:45+00:00"),
+            Some(1_795_285_845.0)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-21T20:30:45.5+02:00"),
+            Some(1_795_285_845.5)
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_rfc3339() {
+        for text in [
+            "",
+            "   ",
+            "yesterday",
+            "2026-11-21",
+            // Without an offset the instant is unknown.
+            "2026-11-21T18:30:45",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-21T25:00:00Z",
+            "2026-11-21T18:30:45.123456Z trailing",
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_rfc3339(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
     fn parses_http_dates() {
         assert_eq!(
             parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
             Some(784_111_777.0)
         );
-        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(
+            parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(1_445_412_480.0)
+        );
+        // 1994-11-06 was a Sunday; the date still counts.
+        assert_eq!(
+            parse_http_date("Mon, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777.0)
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_http_date() {
+        for text in [
+            "",
+            "yesterday",
+            "120",
+            "2015-10-21T07:28:00Z",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+            "Wed, 21 Foo 2015 07:28:00 GMT",
+            "Wed, 21 Oct 2015 25:28:00 GMT",
+            "Wed, 21 Oct 2015 07:28:00 GMT junk",
+        ] {
+            assert_eq!(parse_http_date(text), None, "{text:?}");
+        }
     }
 
     #[test]
@@ -134,5 +148,6 @@ mod tests {
         let instant = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&format_rfc3339(instant)[..10], "2000-02-29");
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400.0));
+        assert_eq!(parse_rfc3339("2100-02-29T00:00:00Z"), None);
     }
 }
