@@ -382,7 +382,6 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "executor",
 ];
 
-
 impl Config {
     /// Parses and checks TOML text. Returns the config, or every issue found.
     pub fn parse(text: &str) -> Result<Self, Vec<ConfigIssue>> {

@@ -164,7 +164,9 @@ impl Settings {
                 ));
             }
             return Ok(ConfigPin {
-                path: path.file_name().map(|name| name.to_string_lossy().into_owned()),
+                path: path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned()),
                 sha256: self.config_sha256.clone(),
                 outside_repository: true,
             });

@@ -333,4 +333,3 @@ impl Spend {
         self.wall_s += other.wall_s;
     }
 }
-

@@ -26,9 +26,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Demo(arguments) => demo::run(&reporter, &arguments).await,
         Command::Run(arguments) => run::run(&reporter, cli.config.as_deref(), arguments).await,
-        Command::Phase(arguments) => {
-            phase::run(&reporter, cli.config.as_deref(), arguments).await
-        }
+        Command::Phase(arguments) => phase::run(&reporter, cli.config.as_deref(), arguments).await,
         Command::Status(arguments) => status::run(&reporter, arguments),
         Command::Config {
             command: ConfigCommand::Check,
@@ -43,10 +41,7 @@ fn run_dir_or_env(run_dir: Option<PathBuf>) -> Option<PathBuf> {
 
 fn require_run_dir(run_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     run_dir_or_env(run_dir).ok_or_else(|| {
-        crate::bad_input!(
-            "--run-dir DIR is required (or set ${})",
-            env::BATON_RUN_DIR
-        )
+        crate::bad_input!("--run-dir DIR is required (or set ${})", env::BATON_RUN_DIR)
     })
 }
 
@@ -60,9 +55,8 @@ fn parse_route(text: Option<&str>) -> anyhow::Result<Option<Route>> {
 }
 
 fn interrupts() -> anyhow::Result<Interrupts> {
-    Interrupts::install().map_err(|error| {
-        anyhow::anyhow!("cannot listen for SIGINT and SIGTERM: {error}")
-    })
+    Interrupts::install()
+        .map_err(|error| anyhow::anyhow!("cannot listen for SIGINT and SIGTERM: {error}"))
 }
 
 /// The local driver: whatever `next_phase` says, each phase reopening the

@@ -20,41 +20,37 @@ pub async fn run(
     let repo = arguments.target.repo.as_deref();
     let run_dir = run_dir_or_env(arguments.target.run_dir);
     let mut interrupts = interrupts()?;
-    let run_dir = match arguments.issue_file {
-        Some(issue_file) => {
-            let settings = Settings::resolve(config, repo)?;
-            settings.install_redactor();
-            let request = IntakeRequest {
-                trigger: Trigger::IssueFile(issue_file),
-                run_dir,
-                route: parse_route(arguments.route.as_deref())?,
-            };
-            let mut job = Job {
-                settings: &settings,
-                reporter,
-                interrupts: &mut interrupts,
-            };
-            let (run_dir, report) = phases::run_intake(&mut job, request).await?;
-            if report == PhaseReport::Interrupted {
-                return conclude(reporter, &run_dir);
-            }
-            run_dir
+    let run_dir = if let Some(issue_file) = arguments.issue_file {
+        let settings = Settings::resolve(config, repo)?;
+        settings.install_redactor();
+        let request = IntakeRequest {
+            trigger: Trigger::IssueFile(issue_file),
+            run_dir,
+            route: parse_route(arguments.route.as_deref())?,
+        };
+        let mut job = Job {
+            settings: &settings,
+            reporter,
+            interrupts: &mut interrupts,
+        };
+        let (run_dir, report) = phases::run_intake(&mut job, request).await?;
+        if report == PhaseReport::Interrupted {
+            return conclude(reporter, &run_dir);
         }
-        None => {
-            let run_dir = run_dir
-                .filter(|directory| directory.join(MANIFEST).is_file())
-                .ok_or_else(|| {
-                    crate::bad_input!(
-                        "--issue-file FILE starts a run; without it, --run-dir must name an existing run to resume"
-                    )
-                })?;
-            if arguments.route.is_some() {
-                return Err(crate::bad_input!(
-                    "--route is fixed at intake; a resumed run keeps its route"
-                ));
-            }
-            run_dir
+        run_dir
+    } else {
+        if arguments.route.is_some() {
+            return Err(crate::bad_input!(
+                "--route is fixed at intake; a resumed run keeps its route"
+            ));
         }
+        run_dir
+            .filter(|directory| directory.join(MANIFEST).is_file())
+            .ok_or_else(|| {
+                crate::bad_input!(
+                    "--issue-file FILE starts a run; without it, --run-dir must name an existing run to resume"
+                )
+            })?
     };
     let manifest = RunDir::open(&run_dir)?.manifest;
     let settings = Settings::pinned(config, repo, &manifest)?;

@@ -41,7 +41,11 @@ pub fn run(reporter: &dyn Reporter, arguments: StatusArgs) -> anyhow::Result<Exi
     }
     reporter.line(&format!(
         "run {} · issue #{} {} · route {} · outcome {}",
-        manifest.run_id, manifest.issue.number, manifest.issue.title, manifest.route, manifest.outcome
+        manifest.run_id,
+        manifest.issue.number,
+        manifest.issue.title,
+        manifest.route,
+        manifest.outcome
     ));
     reporter.summary(manifest);
     reporter.line("");
@@ -62,7 +66,9 @@ fn next_line(
             .phases
             .last()
             .filter(|record| record.status == PhaseStatus::Running)
-            .map_or_else(String::new, |record| format!(" ({} is running)", record.name));
+            .map_or_else(String::new, |record| {
+                format!(" ({} is running)", record.name)
+            });
         return format!("busy: process {pid} is working on this run{running}");
     }
     match (manifest.outcome, next) {
@@ -70,10 +76,9 @@ fn next_line(
             "cancelled during {phase}: resume with `baton phase {phase} --run-dir {directory}` (or `baton run --local --run-dir {directory}`)"
         ),
         (_, Some(phase)) => {
-            let died = manifest
-                .phases
-                .last()
-                .is_some_and(|record| record.name == phase && record.status == PhaseStatus::Running);
+            let died = manifest.phases.last().is_some_and(|record| {
+                record.name == phase && record.status == PhaseStatus::Running
+            });
             if died {
                 format!(
                     "{phase} did not end (its job died): rerun it with `baton phase {phase} --run-dir {directory}`"

@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use super::Evidence;
-use crate::types::{Outcome, PhaseName};
 use crate::report::thousands;
+use crate::types::{Outcome, PhaseName};
 
 pub fn render_markdown(evidence: &Evidence) -> String {
     let mut out = String::new();

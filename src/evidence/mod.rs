@@ -12,14 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Gate;
 use crate::patch::FileChange;
-use crate::types::{ReviewVerdict, Spend};
-use crate::types::{Outcome, PhaseName, Route};
 use crate::policy::{Verdict, Violation};
 use crate::records::{
     Adversarial, AdversarialFinding, Child, Feedback, Plan, RepairRecord, Review, TestsRecord,
     VerifyRecord,
 };
 use crate::run_dir::manifest::{IssueRef, Manifest, PhaseStatus};
+use crate::types::{Outcome, PhaseName, Route};
+use crate::types::{ReviewVerdict, Spend};
 
 pub use markdown::render_markdown;
 

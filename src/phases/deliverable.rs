@@ -8,11 +8,11 @@ use super::{Context, PhaseResult, prompts, read_text_artifact, save_deliverable}
 use crate::agent::{self, SessionEnd, SessionError, SessionSpec, schema, tools};
 use crate::config::ModelRef;
 use crate::llm::ToolSpec;
-use crate::types::{Outcome, PhaseName, ReviewVerdict, Verdict};
 use crate::records::{
     Adversarial, AdversarialFinding, Children, Design, Feedback, FeedbackEntry, Plan, Review, Spec,
     Ticket, Vote,
 };
+use crate::types::{Outcome, PhaseName, ReviewVerdict, Verdict};
 
 /// What differs between the deliverable phases.
 struct Kind {

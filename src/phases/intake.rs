@@ -54,9 +54,10 @@ pub fn open_run(
         pipeline::route_from_labels(&ticket.labels, &settings.config.triggers.routes),
     ) {
         (Some(route), _) => (route, "set by --route".to_owned()),
-        (None, Some((route, label))) => {
-            (route, format!("label `{label}` → {route} ([triggers].routes)"))
-        }
+        (None, Some((route, label))) => (
+            route,
+            format!("label `{label}` → {route} ([triggers].routes)"),
+        ),
         (None, None) => (Route::Feature, ASK_MODEL.to_owned()),
     };
     let manifest = Manifest {

@@ -43,7 +43,9 @@ const PROJECTED_REPLY_TOKENS: u64 = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhaseReport {
     /// The phase ran; the run's outcome after it.
-    Ran { outcome: Outcome },
+    Ran {
+        outcome: Outcome,
+    },
     Skipped(String),
     AlreadyDone,
     /// The run had ended; nothing ran.
@@ -340,14 +342,13 @@ pub async fn run_phase(
     let budget_stop = context
         .budget_exceeded()
         .filter(|_| name != PhaseName::Publish);
-    let ended = match budget_stop {
-        Some(reason) => Ended::Result(Ok(PhaseResult::Stop(Outcome::BudgetExceeded, reason))),
-        None => {
-            let working = context.reporter.working(name.as_str());
-            let ended = interruptible(job.interrupts, dispatch(&mut context, name)).await;
-            drop(working);
-            ended
-        }
+    let ended = if let Some(reason) = budget_stop {
+        Ended::Result(Ok(PhaseResult::Stop(Outcome::BudgetExceeded, reason)))
+    } else {
+        let working = context.reporter.working(name.as_str());
+        let ended = interruptible(job.interrupts, dispatch(&mut context, name)).await;
+        drop(working);
+        ended
     };
     conclude_phase(&mut context, ended)
 }
@@ -527,9 +528,8 @@ pub async fn run_intake(
     let (run, source) = intake::open_run(job.settings, job.reporter, request)?;
     let run_dir = run.path().to_owned();
     if machine::decide(&run.manifest, PhaseName::Intake) != Decision::Run {
-        job.reporter.line(
-            "· intake    already finished; nothing to do (a new run needs a new --run-dir)",
-        );
+        job.reporter
+            .line("· intake    already finished; nothing to do (a new run needs a new --run-dir)");
         return Ok((run_dir, PhaseReport::AlreadyDone));
     }
     let mut context = Context {

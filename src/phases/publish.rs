@@ -129,7 +129,8 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseResult> 
             }
         }
         if route.contains(PhaseName::Tests) {
-            let tests: Option<crate::records::TestsRecord> = context.run.read_json(artifact::TESTS)?;
+            let tests: Option<crate::records::TestsRecord> =
+                context.run.read_json(artifact::TESTS)?;
             if !tests.is_some_and(|tests| tests.red) {
                 return Ok(PhaseResult::Stop(
                     Outcome::Blocked,

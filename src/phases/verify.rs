@@ -42,9 +42,7 @@ pub async fn run_gates(
         )
         .await?;
         let passed = output.succeeded();
-        context
-            .reporter
-            .gate(&gate.name, passed, output.duration_s);
+        context.reporter.gate(&gate.name, passed, output.duration_s);
         results.push((
             GateResult {
                 name: gate.name.clone(),
@@ -81,7 +79,9 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         context
             .run
             .write_json(&artifact::gate_result(&gate.name), gate)?;
-        context.run.write_text(&artifact::gate_log(&gate.name), log)?;
+        context
+            .run
+            .write_text(&artifact::gate_log(&gate.name), log)?;
     }
     let passed = results
         .iter()

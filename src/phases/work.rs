@@ -13,9 +13,9 @@ use crate::agent::command::scrubbed_environment;
 use crate::agent::{self, FINISH, SessionEnd, SessionError, SessionSpec, tools};
 use crate::git::WorkTree;
 use crate::llm::ToolSpec;
-use crate::types::{Outcome, PhaseName};
 use crate::records::{AgentSummary, RepairRecord, RepairRound, TestsRecord, VerifyRecord};
 use crate::run_dir::sha256_hex;
+use crate::types::{Outcome, PhaseName};
 
 fn finish_tool() -> ToolSpec {
     tools::agent_specs()

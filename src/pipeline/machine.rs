@@ -83,7 +83,9 @@ fn after(manifest: &Manifest, current: PhaseName) -> Option<PhaseName> {
 pub fn next_phase(manifest: &Manifest) -> Option<PhaseName> {
     if manifest.has_ended() {
         if manifest.outcome == Outcome::Cancelled
-            && let Some(record) = manifest.ended_by.and_then(|index| manifest.phases.get(index))
+            && let Some(record) = manifest
+                .ended_by
+                .and_then(|index| manifest.phases.get(index))
         {
             return Some(record.name);
         }
@@ -271,7 +273,9 @@ pub fn apply(manifest: &mut Manifest, result: PhaseResult) {
                     manifest,
                     index,
                     Outcome::Blocked,
-                    format!("{name} could not finish {errors} times in a row; last error: {reason}"),
+                    format!(
+                        "{name} could not finish {errors} times in a row; last error: {reason}"
+                    ),
                 );
             }
         }
@@ -381,8 +385,17 @@ mod tests {
     }
 
     /// Runs `phase` with `result`, updating the patch as a producer would.
-    fn execute(manifest: &mut Manifest, phase: PhaseName, result: PhaseResult, patch: Option<&str>) {
-        assert_eq!(decide(manifest, phase), Decision::Run, "{phase} must be runnable");
+    fn execute(
+        manifest: &mut Manifest,
+        phase: PhaseName,
+        result: PhaseResult,
+        patch: Option<&str>,
+    ) {
+        assert_eq!(
+            decide(manifest, phase),
+            Decision::Run,
+            "{phase} must be runnable"
+        );
         restore(manifest);
         begin(manifest, record(phase));
         if let Some(patch) = patch {
@@ -447,15 +460,30 @@ mod tests {
     fn the_same_failure_twice_or_too_many_repairs_end_the_run() {
         let mut manifest = chore();
         execute(&mut manifest, PhaseName::Verify, red("a"), None);
-        execute(&mut manifest, PhaseName::Repair, PhaseResult::Finished, Some("p2"));
+        execute(
+            &mut manifest,
+            PhaseName::Repair,
+            PhaseResult::Finished,
+            Some("p2"),
+        );
         execute(&mut manifest, PhaseName::Verify, red("a"), None);
         assert_eq!(manifest.outcome, Outcome::Failed);
         assert!(manifest.reason.as_deref().unwrap().contains("twice"));
 
         let mut manifest = chore();
         for (round, patch) in ["p2", "p3"].into_iter().enumerate() {
-            execute(&mut manifest, PhaseName::Verify, red(&round.to_string()), None);
-            execute(&mut manifest, PhaseName::Repair, PhaseResult::Finished, Some(patch));
+            execute(
+                &mut manifest,
+                PhaseName::Verify,
+                red(&round.to_string()),
+                None,
+            );
+            execute(
+                &mut manifest,
+                PhaseName::Repair,
+                PhaseResult::Finished,
+                Some(patch),
+            );
         }
         execute(&mut manifest, PhaseName::Verify, red("z"), None);
         assert!(manifest.reason.as_deref().unwrap().contains("max_repairs"));
@@ -498,7 +526,12 @@ mod tests {
             },
             None,
         );
-        execute(&mut manifest, PhaseName::Review, PhaseResult::Finished, None);
+        execute(
+            &mut manifest,
+            PhaseName::Review,
+            PhaseResult::Finished,
+            None,
+        );
         execute(
             &mut manifest,
             PhaseName::Publish,
@@ -565,14 +598,22 @@ mod tests {
         assert_eq!(next_phase(&manifest), Some(PhaseName::Verify));
         assert_eq!(decide(&manifest, PhaseName::Verify), Decision::Run);
         begin(&mut manifest, record(PhaseName::Verify));
-        assert_eq!(manifest.phases[manifest.phases.len() - 2].status, PhaseStatus::Failed);
+        assert_eq!(
+            manifest.phases[manifest.phases.len() - 2].status,
+            PhaseStatus::Failed
+        );
     }
 
     /// One step a property test takes: run whatever is next with a result,
     /// or poke the run as a person or a rerun CI job would.
     #[derive(Debug, Clone)]
     enum Step {
-        Run { kind: u8, passed: bool, signature: u8, new_patch: bool },
+        Run {
+            kind: u8,
+            passed: bool,
+            signature: u8,
+            new_patch: bool,
+        },
         Rerun(PhaseName),
         Force(PhaseName),
     }

@@ -123,13 +123,13 @@ mod tests {
 
     #[test]
     fn weighted_votes() {
+        use ReviewVerdict::{Approve, RequestChanges};
         let vote = |verdict: ReviewVerdict, weight: f64| Vote {
             persona: "p".into(),
             weight,
             verdict,
             reason: String::new(),
         };
-        use ReviewVerdict::{Approve, RequestChanges};
         assert_eq!(
             weighted_verdict(&[vote(Approve, 2.0), vote(RequestChanges, 1.0)], 0.5),
             Approve

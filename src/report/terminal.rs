@@ -24,7 +24,11 @@ impl Reporter for Terminal {
     }
 
     fn phase_started(&self, phase: PhaseName, detail: &str) {
-        line(&format!("{} {:<9} {detail}", colored("36", "▶"), phase.as_str()));
+        line(&format!(
+            "{} {:<9} {detail}",
+            colored("36", "▶"),
+            phase.as_str()
+        ));
     }
 
     fn phase_finished(&self, record: &PhaseRecord) {
@@ -130,4 +134,3 @@ impl Drop for Spinner {
         }
     }
 }
-

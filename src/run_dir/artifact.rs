@@ -57,9 +57,7 @@ pub fn patch_snapshot(record: usize, phase: PhaseName) -> String {
 /// execution of it, so no later phase or the evidence reads a stale one.
 /// Transcripts stay: they are the record of what was spent.
 pub fn owned_by(phase: PhaseName, artifact: &str) -> bool {
-    let stem = artifact
-        .rsplit_once('.')
-        .map_or(artifact, |(stem, _)| stem);
+    let stem = artifact.rsplit_once('.').map_or(artifact, |(stem, _)| stem);
     match phase {
         PhaseName::Intake => false,
         PhaseName::Spec => stem == "spec" || artifact == ADVERSARIAL || artifact == feedback(phase),

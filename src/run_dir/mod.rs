@@ -152,9 +152,9 @@ impl RunDir {
     /// The manifest itself is saved by `save`.
     pub fn write(&mut self, relative: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let safe = match std::str::from_utf8(bytes) {
-            Ok(text) if names_no_machine_paths(relative) => self
-                .portable(&crate::secrets::redact(text))
-                .into_bytes(),
+            Ok(text) if names_no_machine_paths(relative) => {
+                self.portable(&crate::secrets::redact(text)).into_bytes()
+            }
             Ok(text) => crate::secrets::redact(text).into_owned().into_bytes(),
             Err(_) => bytes.to_vec(),
         };
@@ -270,7 +270,8 @@ impl RunDir {
     pub fn save(&mut self) -> anyhow::Result<()> {
         for relative in std::mem::take(&mut self.appended) {
             let file = self.path.join(&relative);
-            let bytes = fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             self.manifest.artifacts.insert(relative, sha256_hex(&bytes));
         }
         self.manifest.refresh_spent();
@@ -361,12 +362,14 @@ fn lock(path: &Path) -> anyhow::Result<fs::File> {
             return Err(bad_input!(
                 "run {run_id} in {} is busy: process {} holds its lock; wait for it to end (or stop it), then run again; `baton status` reads a busy run",
                 path.display(),
-                holder.trim().parse::<u32>().map_or_else(|_| "(unknown pid)".to_owned(), |pid| pid.to_string())
+                holder
+                    .trim()
+                    .parse::<u32>()
+                    .map_or_else(|_| "(unknown pid)".to_owned(), |pid| pid.to_string())
             ));
         }
         Err(fs::TryLockError::Error(error)) => {
-            return Err(error)
-                .with_context(|| format!("cannot lock the run {}", path.display()));
+            return Err(error).with_context(|| format!("cannot lock the run {}", path.display()));
         }
     }
     file.set_len(0)?;
@@ -427,8 +430,14 @@ mod tests {
         let run = RunDir::create(&path, Manifest::for_tests(Route::Chore)).unwrap();
         let error = RunDir::open_for_write(&path).err().unwrap();
         let message = error.to_string();
-        assert!(message.contains("run-test") && message.contains(&std::process::id().to_string()), "{message}");
-        assert_eq!(crate::error::classify(&error), crate::error::ExitStatus::BadInput);
+        assert!(
+            message.contains("run-test") && message.contains(&std::process::id().to_string()),
+            "{message}"
+        );
+        assert_eq!(
+            crate::error::classify(&error),
+            crate::error::ExitStatus::BadInput
+        );
         assert!(RunDir::open(&path).is_ok());
         drop(run);
         assert!(RunDir::open_for_write(&path).is_ok());
@@ -455,8 +464,10 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("run");
         let mut run = RunDir::create(&path, Manifest::for_tests(Route::Chore)).unwrap();
-        run.append_line("transcripts/spec-1.jsonl", "{\"turn\":0}").unwrap();
-        run.append_line("transcripts/spec-1.jsonl", "{\"turn\":1}").unwrap();
+        run.append_line("transcripts/spec-1.jsonl", "{\"turn\":0}")
+            .unwrap();
+        run.append_line("transcripts/spec-1.jsonl", "{\"turn\":1}")
+            .unwrap();
         run.save().unwrap();
         drop(run);
         let run = RunDir::open(&path).unwrap();

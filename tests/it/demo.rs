@@ -120,7 +120,8 @@ fn the_demo_ends_done_and_shows_every_mechanism_and_matches_a_phase_by_phase_run
         .sum();
     assert!((cost - evidence["budget"]["cost_usd"].as_f64().unwrap()).abs() < 1e-9);
 
-    // The same run, one `baton phase` per job, the run directory copied
+    // The same run, one `baton phase` per job as CI runs it: every job in a
+    // fresh clone of the repository at a new path, the run directory copied
     // between jobs as an artifact would be.
     let sequence: Vec<String> = read_json(&local.join("run/manifest.json"))["phases"]
         .as_array()
@@ -138,32 +139,37 @@ fn the_demo_ends_done_and_shows_every_mechanism_and_matches_a_phase_by_phase_run
         "{}",
         String::from_utf8_lossy(&prepared.stderr)
     );
-    let project = jobs.join("project");
+    let origin = jobs.join("project");
     let mut artifact = jobs.join("artifact-0");
     for (index, phase) in sequence.iter().enumerate() {
         let job_dir = jobs.join(format!("job-{index}"));
         if index > 0 {
             copy_dir(&artifact, &job_dir);
         }
+        // `../script.json` in the demo's config resolves beside each clone.
+        let checkout = jobs.join(format!("checkout-{index}"));
+        git2::Repository::clone(origin.to_str().unwrap(), &checkout).unwrap();
         let mut arguments = vec![
             "phase",
             phase.as_str(),
             "--run-dir",
             job_dir.to_str().unwrap(),
             "--repo",
-            project.to_str().unwrap(),
+            checkout.to_str().unwrap(),
         ];
         let issue = jobs.join("issue.md");
         if phase == "intake" {
             arguments.extend(["--issue-file", issue.to_str().unwrap()]);
         }
-        let output = baton(&arguments, &project);
+        let output = baton(&arguments, &checkout);
         assert!(
             output.status.success(),
             "phase {phase}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         artifact = job_dir;
+        // The job's machine is gone: nothing of the checkout carries over.
+        std::fs::remove_dir_all(&checkout).unwrap();
     }
     let phased = read_json(&artifact.join("evidence.json"));
     assert_eq!(normalized(phased), normalized(evidence));

@@ -23,7 +23,17 @@ fn a_repair_that_changes_nothing_ends_the_run_failed() {
     let run_dir = context.run_dir.to_str().unwrap();
     let issue = context.issue.to_str().unwrap();
     context
-        .baton_within(120, &["run", "--local", "--issue-file", issue, "--run-dir", run_dir])
+        .baton_within(
+            120,
+            &[
+                "run",
+                "--local",
+                "--issue-file",
+                issue,
+                "--run-dir",
+                run_dir,
+            ],
+        )
         .assert_code(1);
     let manifest = context.manifest();
     assert_eq!(manifest["outcome"], "failed");
@@ -32,7 +42,14 @@ fn a_repair_that_changes_nothing_ends_the_run_failed() {
         "{}",
         manifest["reason"]
     );
-    assert_eq!(context.phase_names().iter().filter(|p| *p == "repair").count(), 1);
+    assert_eq!(
+        context
+            .phase_names()
+            .iter()
+            .filter(|p| *p == "repair")
+            .count(),
+        1
+    );
     assert_eq!(context.evidence()["outcome"], "failed");
 }
 
@@ -43,7 +60,15 @@ fn every_phase_of_an_ended_run_is_a_no_op_that_exits_zero() {
     context.run_local().assert_code(0);
     let before = context.run_file("manifest.json");
     for phase in [
-        "spec", "design", "plan", "tests", "implement", "verify", "repair", "review", "publish",
+        "spec",
+        "design",
+        "plan",
+        "tests",
+        "implement",
+        "verify",
+        "repair",
+        "review",
+        "publish",
     ] {
         let run = context.phase(phase);
         run.assert_code(0);
@@ -55,7 +80,12 @@ fn every_phase_of_an_ended_run_is_a_no_op_that_exits_zero() {
             run.stderr()
         );
     }
-    assert!(context.phase("spec").stderr().contains("the run has ended done"));
+    assert!(
+        context
+            .phase("spec")
+            .stderr()
+            .contains("the run has ended done")
+    );
     assert_eq!(context.run_file("manifest.json"), before);
 }
 
@@ -96,7 +126,11 @@ fn a_verify_that_cannot_run_its_gates_is_never_repaired() {
     command.env("PATH", context.path().join("no-bin"));
     let run = Run(command.output().unwrap());
     run.assert_code(2);
-    assert!(run.stderr().contains("verify could not finish"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("verify could not finish"),
+        "{}",
+        run.stderr()
+    );
     assert_eq!(context.manifest()["outcome"], "running");
     let verify = context.manifest()["phases"][3].clone();
     assert_eq!(verify["status"], "failed");
@@ -104,7 +138,11 @@ fn a_verify_that_cannot_run_its_gates_is_never_repaired() {
 
     let repair = context.phase("repair");
     repair.assert_code(2);
-    assert!(repair.stderr().contains("next phase is verify"), "{}", repair.stderr());
+    assert!(
+        repair.stderr().contains("next phase is verify"),
+        "{}",
+        repair.stderr()
+    );
     assert!(!context.phase_names().contains(&"repair".to_owned()));
     let status = context.baton(&["status", "--run-dir", run_dir, "--json"]);
     let status: Value = serde_json::from_str(&status.stdout()).unwrap();
@@ -126,7 +164,11 @@ fn an_early_publish_refuses_and_leaves_the_run_open() {
     context.phase("spec").assert_code(0);
     let run = context.phase("publish");
     run.assert_code(2);
-    assert!(run.stderr().contains("next phase is design"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("next phase is design"),
+        "{}",
+        run.stderr()
+    );
     assert_eq!(context.manifest()["outcome"], "running");
     assert_eq!(context.phase_names(), ["intake", "spec"]);
 }
@@ -147,17 +189,33 @@ fn force_invalidates_the_phase_and_every_later_one() {
     // design and plan are stale now: tests may not run on them.
     let tests = context.phase("tests");
     tests.assert_code(2);
-    assert!(tests.stderr().contains("next phase is design"), "{}", tests.stderr());
+    assert!(
+        tests.stderr().contains("next phase is design"),
+        "{}",
+        tests.stderr()
+    );
     assert!(!context.run_dir.join("plan.json").exists());
     let statuses: Vec<String> = context.manifest()["phases"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|phase| format!("{}:{}", phase["name"].as_str().unwrap(), phase["status"].as_str().unwrap()))
+        .map(|phase| {
+            format!(
+                "{}:{}",
+                phase["name"].as_str().unwrap(),
+                phase["status"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         statuses,
-        ["intake:done", "spec:superseded", "design:superseded", "plan:superseded", "spec:done"]
+        [
+            "intake:done",
+            "spec:superseded",
+            "design:superseded",
+            "plan:superseded",
+            "spec:done"
+        ]
     );
     // The rest of the route runs again, and ends done.
     context
@@ -217,7 +275,11 @@ fn wait_for(path: &Path) -> String {
         {
             return text.trim().to_owned();
         }
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -267,13 +329,24 @@ fn sigint_during_a_gate_cancels_cleanly_and_the_phase_resumes() {
     let output = child.wait_with_output().unwrap();
     let run = Run(output);
     run.assert_code(130);
-    assert!(gone_soon(&gate), "the gate's child {gate} outlived the interrupt");
+    assert!(
+        gone_soon(&gate),
+        "the gate's child {gate} outlived the interrupt"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(&temporary)
         .unwrap()
         .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("baton-work-"))
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("baton-work-")
+        })
         .collect();
-    assert!(leftovers.is_empty(), "work trees left behind: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "work trees left behind: {leftovers:?}"
+    );
     let manifest = context.manifest();
     assert_eq!(manifest["outcome"], "cancelled");
     assert_eq!(manifest["phases"][3]["status"], "interrupted");
@@ -283,7 +356,9 @@ fn sigint_during_a_gate_cancels_cleanly_and_the_phase_resumes() {
     let run_dir = context.run_dir.to_str().unwrap();
     let status = context.baton(&["status", "--run-dir", run_dir]);
     assert!(
-        status.stderr().contains("cancelled during verify: resume with `baton phase verify"),
+        status
+            .stderr()
+            .contains("cancelled during verify: resume with `baton phase verify"),
         "{}",
         status.stderr()
     );
@@ -315,7 +390,11 @@ fn a_second_writer_exits_two_naming_the_holder_and_status_still_reads() {
     );
     let status = context.baton(&["status", "--run-dir", run_dir]);
     status.assert_code(0);
-    assert!(status.stderr().contains("busy: process"), "{}", status.stderr());
+    assert!(
+        status.stderr().contains("busy: process"),
+        "{}",
+        status.stderr()
+    );
     std::fs::remove_file(&slow).unwrap();
     signal(&child, "TERM");
     Run(child.wait_with_output().unwrap()).assert_code(130);
@@ -350,10 +429,16 @@ fn a_phase_killed_with_its_process_group_reruns_without_force() {
     }
     let mut child = child;
     child.wait().unwrap();
-    let _ = std::process::Command::new("kill").args(["-KILL", &gate]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &gate])
+        .status();
     assert_eq!(context.manifest()["phases"][3]["status"], "running");
     let status = context.baton(&["status", "--run-dir", run_dir]);
-    assert!(status.stderr().contains("its job died"), "{}", status.stderr());
+    assert!(
+        status.stderr().contains("its job died"),
+        "{}",
+        status.stderr()
+    );
 
     std::fs::remove_file(&slow).unwrap();
     context.phase("verify").assert_code(0);
@@ -378,12 +463,17 @@ fn later_phases_read_the_config_pinned_at_intake() {
 
     // A manifest whose pin no longer matches the base commit is refused.
     let path = context.run_dir.join("manifest.json");
-    let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     manifest["config"]["sha256"] = json!("0".repeat(64));
     std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
     let run = context.phase("design");
     run.assert_code(2);
-    assert!(run.stderr().contains("baton.toml") && run.stderr().contains("pinned"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("baton.toml") && run.stderr().contains("pinned"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
@@ -391,7 +481,11 @@ fn intake_refuses_a_config_that_differs_from_the_base_commit() {
     let context = TestContext::new("");
     context.script(&happy_script());
     let config = std::fs::read_to_string(context.repo.join("baton.toml")).unwrap();
-    std::fs::write(context.repo.join("baton.toml"), format!("{config}\n[budget]\nmax_repairs = 9\n")).unwrap();
+    std::fs::write(
+        context.repo.join("baton.toml"),
+        format!("{config}\n[budget]\nmax_repairs = 9\n"),
+    )
+    .unwrap();
     let run = context.intake(&[]);
     run.assert_code(2);
     assert!(run.stderr().contains("commit"), "{}", run.stderr());
@@ -406,10 +500,22 @@ fn artifacts_name_no_machine_paths() {
     assert_eq!(context.manifest()["outcome"], "blocked");
     let machine = context.path().to_str().unwrap().to_owned();
     for (path, text) in all_files(&context.run_dir) {
-        let name = path.strip_prefix(&context.run_dir).unwrap().to_string_lossy().into_owned();
-        if name == "manifest.json" || name.starts_with("evidence") || name.starts_with("transcripts/") {
+        let name = path
+            .strip_prefix(&context.run_dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if name == "manifest.json"
+            || name.starts_with("evidence")
+            || name.starts_with("transcripts/")
+        {
             assert!(!text.contains(&machine), "{name} names {machine}:\n{text}");
         }
     }
-    assert!(context.manifest()["reason"].as_str().unwrap().contains("script.json"));
+    assert!(
+        context.manifest()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("script.json")
+    );
 }

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod architecture;
 mod config;
 mod demo;
 mod e2e;
