@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::ReviewVerdict;
+use crate::types::{PhaseName, ReviewVerdict};
 
 /// `ticket.json`: the issue as fetched. Its text is untrusted data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,9 +115,9 @@ pub struct Child {
 }
 
 /// `feedback/<phase>.json`: every validator verdict, every attempt.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Feedback {
-    pub phase: String,
+    pub phase: PhaseName,
     pub attempts: Vec<FeedbackEntry>,
 }
 

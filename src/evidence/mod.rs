@@ -17,7 +17,7 @@ use crate::records::{
     Adversarial, AdversarialFinding, Child, Feedback, Plan, RepairRecord, Review, TestsRecord,
     VerifyRecord,
 };
-use crate::run_dir::manifest::{IssueRef, Manifest, PhaseStatus};
+use crate::run_dir::manifest::{ConfigPin, IssueRef, Manifest, PhaseStatus};
 use crate::types::{Outcome, PhaseName, Route};
 use crate::types::{ReviewVerdict, Spend};
 
@@ -34,6 +34,8 @@ pub struct Evidence {
     pub run_id: String,
     pub base_sha: String,
     pub branch: String,
+    /// The config the run was judged by, as intake pinned it.
+    pub config: ConfigPin,
     pub changed_files: Vec<ChangedFile>,
     pub gates: Vec<GateEvidence>,
     pub tests_first: TestsFirst,
@@ -189,7 +191,7 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
         .iter()
         .flat_map(|feedback| {
             feedback.attempts.iter().map(|entry| ValidatorEvidence {
-                phase: feedback.phase.clone(),
+                phase: feedback.phase.to_string(),
                 attempt: entry.attempt,
                 verdict: entry.verdict.clone(),
                 objections: entry.objections.clone(),
@@ -218,6 +220,7 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
         route: manifest.route,
         issue: manifest.issue.clone(),
         run_id: manifest.run_id.clone(),
+        config: manifest.config.clone(),
         base_sha: manifest.base_sha.clone(),
         branch: manifest.branch.clone(),
         changed_files,
@@ -440,6 +443,12 @@ fn needs_human(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
             .clone()
             .unwrap_or_else(|| "the run did not finish".into());
         needs.push(format!("The run ended `{}`: {reason}", evidence.outcome));
+    }
+    if input.manifest.config.outside_repository {
+        needs.push(format!(
+            "The run's config ({}) lives outside the repository: its rules were not reviewed with the code.",
+            input.manifest.config.path.as_deref().unwrap_or("unnamed")
+        ));
     }
     if !input.policy.needs_approval.is_empty() {
         needs.push(format!(

@@ -12,6 +12,7 @@ use crate::records::{
     Adversarial, AdversarialFinding, Children, Design, Feedback, FeedbackEntry, Plan, Review, Spec,
     Ticket, Vote,
 };
+use crate::run_dir::artifact;
 use crate::types::{Outcome, PhaseName, ReviewVerdict, Verdict};
 
 /// What differs between the deliverable phases.
@@ -140,7 +141,7 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
     )?;
 
     let mut feedback = Feedback {
-        phase: phase.to_string(),
+        phase,
         attempts: Vec::new(),
     };
     let mut objections: Vec<String> = Vec::new();
@@ -361,7 +362,7 @@ async fn adversarial(
         Asked::Stop(outcome, reason) => return Ok(Validation::Stop(outcome, reason)),
     };
     context.run.write_json(
-        "adversarial.json",
+        artifact::ADVERSARIAL,
         &Adversarial {
             findings: findings.clone(),
         },
@@ -472,14 +473,14 @@ fn save_feedback(context: &mut Context<'_>, feedback: &Feedback) -> anyhow::Resu
     }
     context
         .run
-        .write_json(&format!("feedback/{}.json", feedback.phase), feedback)
+        .write_json(&artifact::feedback(feedback.phase), feedback)
 }
 
 /// Each phase gets only its own inputs: (prompt text, validator source).
 fn inputs(context: &Context<'_>, phase: PhaseName) -> anyhow::Result<(String, String)> {
     let ticket: Ticket = context
         .run
-        .read_json("ticket.json")?
+        .read_json(artifact::TICKET)?
         .ok_or_else(|| crate::bad_input!("ticket.json is missing from the run directory"))?;
     let ticket_text = prompts::untrusted_ticket(&ticket);
     let optional = |name: &str| -> anyhow::Result<String> {
@@ -488,13 +489,13 @@ fn inputs(context: &Context<'_>, phase: PhaseName) -> anyhow::Result<(String, St
     Ok(match phase {
         PhaseName::Spec => (format!("# The issue\n\n{ticket_text}"), ticket_text),
         PhaseName::Design => {
-            let spec = read_text_artifact(context, "spec.md")?;
+            let spec = read_text_artifact(context, artifact::SPEC_MARKDOWN)?;
             (format!("# The spec\n\n{spec}"), spec)
         }
         PhaseName::Plan => {
             // chore has no spec or design: the plan then answers to the ticket.
-            let design = optional("design.md")?;
-            let spec = optional("spec.md")?;
+            let design = optional(artifact::DESIGN_MARKDOWN)?;
+            let spec = optional(artifact::SPEC_MARKDOWN)?;
             if design.is_empty() {
                 (format!("# The issue\n\n{ticket_text}"), ticket_text)
             } else {
@@ -505,7 +506,7 @@ fn inputs(context: &Context<'_>, phase: PhaseName) -> anyhow::Result<(String, St
             }
         }
         PhaseName::Review => {
-            let spec = optional("spec.md")?;
+            let spec = optional(artifact::SPEC_MARKDOWN)?;
             let spec = if spec.is_empty() { ticket_text } else { spec };
             let patch = prompts::cap(&context.patch()?, 40_000);
             let diff = format!("```diff\n{patch}\n```");
@@ -515,8 +516,8 @@ fn inputs(context: &Context<'_>, phase: PhaseName) -> anyhow::Result<(String, St
             )
         }
         _ => {
-            let spec = read_text_artifact(context, "spec.md")?;
-            let design = read_text_artifact(context, "design.md")?;
+            let spec = read_text_artifact(context, artifact::SPEC_MARKDOWN)?;
+            let design = read_text_artifact(context, artifact::DESIGN_MARKDOWN)?;
             (
                 format!("# The spec\n\n{spec}\n\n# The design\n\n{design}"),
                 design,

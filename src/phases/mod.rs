@@ -120,7 +120,7 @@ impl<'s> Context<'s> {
         model: &ModelRef,
     ) -> PhaseObserver<'_, 's> {
         PhaseObserver {
-            transcript: format!("transcripts/{label}-{attempt}.jsonl"),
+            transcript: artifact::transcript(label, attempt),
             model: model.to_string(),
             price: crate::llm::pricing::price(self.config(), model),
             requested_at: String::new(),
@@ -150,7 +150,7 @@ impl<'s> Context<'s> {
     }
 
     pub fn plan(&self) -> anyhow::Result<Option<Plan>> {
-        self.run.read_json("plan.json")
+        self.run.read_json(artifact::PLAN)
     }
 }
 
@@ -566,20 +566,20 @@ pub fn write_evidence(
     let run = &context.run;
     let patch = run.read_text(PATCH)?.unwrap_or_default();
     let changes = crate::patch::parse(&patch);
-    let plan: Option<Plan> = run.read_json("plan.json")?;
+    let plan: Option<Plan> = run.read_json(artifact::PLAN)?;
     let verdict = policy_verdict(context, config, &changes, plan.as_ref());
-    let verify: Option<VerifyRecord> = run.read_json("verify.json")?;
+    let verify: Option<VerifyRecord> = run.read_json(artifact::VERIFY)?;
     let tests: Option<TestsRecord> = run.read_json("tests.json")?;
-    let repairs: Option<RepairRecord> = run.read_json("repair.json")?;
-    let review: Option<Review> = run.read_json("review.json")?;
-    let adversarial: Option<crate::records::Adversarial> = run.read_json("adversarial.json")?;
+    let repairs: Option<RepairRecord> = run.read_json(artifact::REPAIR)?;
+    let review: Option<Review> = run.read_json(artifact::REVIEW)?;
+    let adversarial: Option<crate::records::Adversarial> = run.read_json(artifact::ADVERSARIAL)?;
     let children: Vec<Child> = run
-        .read_json::<Children>("children.json")?
+        .read_json::<Children>(artifact::CHILDREN)?
         .map(|c| c.children)
         .unwrap_or_default();
     let mut feedback = Vec::new();
     for phase in PhaseName::ALL.iter().filter(|phase| phase.is_validated()) {
-        if let Some(entry) = run.read_json::<Feedback>(&format!("feedback/{phase}.json"))? {
+        if let Some(entry) = run.read_json::<Feedback>(&artifact::feedback(*phase))? {
             feedback.push(entry);
         }
     }
@@ -617,8 +617,10 @@ pub fn write_evidence(
         unpriced_models: &unpriced,
     });
     let markdown = evidence::render_markdown(&evidence);
-    context.run.write_json("evidence.json", &evidence)?;
-    context.run.write_text("evidence.md", &markdown)?;
+    context.run.write_json(artifact::EVIDENCE, &evidence)?;
+    context
+        .run
+        .write_text(artifact::EVIDENCE_MARKDOWN, &markdown)?;
     Ok(evidence)
 }
 

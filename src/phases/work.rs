@@ -14,6 +14,7 @@ use crate::agent::{self, FINISH, SessionEnd, SessionError, SessionSpec, tools};
 use crate::git::WorkTree;
 use crate::llm::ToolSpec;
 use crate::records::{AgentSummary, RepairRecord, RepairRound, TestsRecord, VerifyRecord};
+use crate::run_dir::artifact;
 use crate::run_dir::sha256_hex;
 use crate::types::{Outcome, PhaseName};
 
@@ -127,7 +128,7 @@ async fn run_executor(
         "output": output.output,
     });
     context.run.append_line(
-        &format!("transcripts/{phase}-{attempt}.jsonl"),
+        &artifact::transcript(phase.as_str(), attempt),
         &line.to_string(),
     )?;
     context.record().model = Some(format!(
@@ -147,13 +148,13 @@ async fn run_executor(
 /// and the plan, each capped.
 fn task_brief(context: &Context<'_>) -> anyhow::Result<String> {
     let mut brief = String::new();
-    match context.run.read_text("spec.md")? {
+    match context.run.read_text(artifact::SPEC_MARKDOWN)? {
         Some(spec) => brief.push_str(&format!(
             "# The spec\n\n{}\n\n",
             prompts::cap(&spec, 12_000)
         )),
         None => {
-            if let Some(ticket) = context.run.read_json("ticket.json")? {
+            if let Some(ticket) = context.run.read_json(artifact::TICKET)? {
                 brief.push_str(&format!(
                     "# The issue\n\n{}\n\n",
                     prompts::untrusted_ticket(&ticket)
@@ -161,7 +162,7 @@ fn task_brief(context: &Context<'_>) -> anyhow::Result<String> {
             }
         }
     }
-    if let Some(plan) = context.run.read_text("plan.md")? {
+    if let Some(plan) = context.run.read_text(artifact::PLAN_MARKDOWN)? {
         brief.push_str(&format!(
             "# The plan\n\n{}\n\n",
             prompts::cap(&plan, 12_000)
@@ -272,7 +273,7 @@ pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseResult>
         let prompt = format!("{brief}Implement the change now.");
         return match agent_session(context, PhaseName::Implement, 1, &tree, prompt).await? {
             AgentRun::Finished(summary) => {
-                save_agent_result(context, &tree, "implement.json", summary)
+                save_agent_result(context, &tree, artifact::IMPLEMENT, summary)
             }
             AgentRun::Stop(outcome, reason) => Ok(PhaseResult::Stop(outcome, reason)),
         };
@@ -301,7 +302,7 @@ pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseResult>
             AgentRun::Stop(outcome, reason) => return Ok(PhaseResult::Stop(outcome, reason)),
         }
     }
-    save_agent_result(context, &tree, "implement.json", summaries.join("\n"))
+    save_agent_result(context, &tree, artifact::IMPLEMENT, summaries.join("\n"))
 }
 
 /// repair: fix what the gates said, with the history of earlier repairs.
@@ -309,9 +310,9 @@ pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     let base = context.run.manifest.base_sha.clone();
     let verify: VerifyRecord = context
         .run
-        .read_json("verify.json")?
+        .read_json(artifact::VERIFY)?
         .ok_or_else(|| crate::bad_input!("verify.json is missing: run verify before repair"))?;
-    let mut history: RepairRecord = context.run.read_json("repair.json")?.unwrap_or_default();
+    let mut history: RepairRecord = context.run.read_json(artifact::REPAIR)?.unwrap_or_default();
     let round = history.rounds.len() as u32 + 1;
     let patch = context.patch()?;
     let tree = context.source.work_tree(&base, &patch)?;
@@ -352,9 +353,9 @@ pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         signature,
         summary: summary.clone(),
     });
-    context.run.write_json("repair.json", &history)?;
+    context.run.write_json(artifact::REPAIR, &history)?;
     context.record().note = Some(format!("repair {round}"));
-    save_agent_result(context, &tree, &format!("repair-{round}.json"), summary)
+    save_agent_result(context, &tree, &artifact::repair_round(round), summary)
 }
 
 fn save_agent_result(

@@ -11,6 +11,7 @@ pub const PATCH: &str = "changes.patch";
 pub const SPEC: &str = "spec.json";
 pub const ADVERSARIAL: &str = "adversarial.json";
 pub const DESIGN: &str = "design.json";
+pub const DESIGN_MARKDOWN: &str = "design.md";
 pub const PLAN: &str = "plan.json";
 pub const PLAN_MARKDOWN: &str = "plan.md";
 pub const SPEC_MARKDOWN: &str = "spec.md";

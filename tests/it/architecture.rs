@@ -157,9 +157,14 @@ fn the_circle_finder_finds_a_planted_circle() {
         .or_default()
         .insert("config".into(), "run_dir/manifest.rs".into());
     let circle = find_circle(&graph).unwrap();
-    assert!(circle.contains("run_dir → config (run_dir/manifest.rs)"), "{circle}");
+    assert!(
+        circle.contains("run_dir → config (run_dir/manifest.rs)"),
+        "{circle}"
+    );
     assert_eq!(
-        crate_paths("use crate::{config, pipeline::Route};\nlet x = crate::records::Vote; // crate::nope"),
+        crate_paths(
+            "use crate::{config, pipeline::Route};\nlet x = crate::records::Vote; // crate::nope"
+        ),
         ["config", "pipeline", "records"].map(String::from).into()
     );
 }

@@ -519,3 +519,49 @@ fn artifacts_name_no_machine_paths() {
             .contains("script.json")
     );
 }
+
+#[test]
+fn a_config_outside_the_repository_is_local_only_and_flagged() {
+    let context = TestContext::new("");
+    context.script(&happy_script());
+    let outside = context.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let config = outside.join("baton.toml");
+    std::fs::copy(context.repo.join("baton.toml"), &config).unwrap();
+    let config = config.to_str().unwrap();
+    let issue = context.issue.to_str().unwrap();
+    let run_dir = context.run_dir.to_str().unwrap();
+    let intake = [
+        "--config",
+        config,
+        "phase",
+        "intake",
+        "--issue-file",
+        issue,
+        "--run-dir",
+        run_dir,
+    ];
+
+    let mut in_ci = context.command(&intake);
+    in_ci.env("CI", "true");
+    let refused = Run(in_ci.output().unwrap());
+    refused.assert_code(2);
+    assert!(
+        refused.stderr().contains("outside the repository"),
+        "{}",
+        refused.stderr()
+    );
+
+    context.baton(&intake).assert_code(0);
+    assert_eq!(context.manifest()["config"]["outside_repository"], true);
+    assert_eq!(context.manifest()["config"]["path"], "baton.toml");
+    // Later phases need the same file again, and check its hash.
+    let spec = context.phase("spec");
+    spec.assert_code(2);
+    assert!(spec.stderr().contains("--config"), "{}", spec.stderr());
+    context
+        .baton(&["--config", config, "run", "--local", "--run-dir", run_dir])
+        .assert_code(0);
+    let needs = context.evidence()["needs_human"].to_string();
+    assert!(needs.contains("outside the repository"), "{needs}");
+}
