@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use crate::types::{Budget, Price};
-use crate::types::{PhaseName, Route, Tier};
+use crate::types::{ForgeKind, PhaseName, Route, Tier};
 
 /// File names looked up in a repository, in order (after `--config` and
 /// `BATON_CONFIG`).
@@ -34,6 +34,52 @@ pub struct Config {
     pub pricing: BTreeMap<String, Price>,
     pub review: ReviewConfig,
     pub executor: Option<ExecutorConfig>,
+    pub forge: ForgeConfig,
+    pub publish: PublishConfig,
+}
+
+/// `[forge]`: which forge and how patiently to talk to it. In CI the
+/// environment (`FORGEJO_ACTIONS`, `GITHUB_API_URL`) wins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ForgeConfig {
+    pub kind: Option<ForgeKind>,
+    pub api_url: Option<String>,
+    /// Per request.
+    pub timeout_s: u64,
+    /// The longest rate-limit wait baton sits out.
+    pub max_wait_s: u64,
+}
+
+impl Default for ForgeConfig {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            api_url: None,
+            timeout_s: 30,
+            max_wait_s: 120,
+        }
+    }
+}
+
+/// `[publish]`: the pull request publish opens or updates.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PublishConfig {
+    /// The PR's base branch (default: the repository's default branch).
+    pub base: Option<String>,
+    pub reviewers: Vec<String>,
+    /// How a run that did not end `done` keeps its work: a draft PR
+    /// (`draft`, the default) or only a comment on the issue (`comment`).
+    pub unfinished: Unfinished,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unfinished {
+    #[default]
+    Draft,
+    Comment,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -284,6 +330,8 @@ pub struct Triggers {
     pub label: String,
     pub sweep_label: String,
     pub routes: BTreeMap<String, Route>,
+    /// The workflow `/baton run` and the sweep dispatch.
+    pub workflow: String,
 }
 
 impl Default for Triggers {
@@ -299,6 +347,7 @@ impl Default for Triggers {
             .into_iter()
             .map(|(label, route)| (label.to_owned(), route))
             .collect(),
+            workflow: "baton.yml".into(),
         }
     }
 }
@@ -380,6 +429,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "pricing",
     "review",
     "executor",
+    "forge",
+    "publish",
 ];
 
 impl Config {
@@ -405,6 +456,8 @@ impl Config {
                 "scope" => section(key, value, &mut issues, &mut config.scope),
                 "gates" => section(key, value, &mut issues, &mut config.gates),
                 "triggers" => section(key, value, &mut issues, &mut config.triggers),
+                "forge" => section(key, value, &mut issues, &mut config.forge),
+                "publish" => section(key, value, &mut issues, &mut config.publish),
                 "sweep" => section(key, value, &mut issues, &mut config.sweep),
                 "agent" => section(key, value, &mut issues, &mut config.agent),
                 "pricing" => section(key, value, &mut issues, &mut config.pricing),
@@ -776,7 +829,9 @@ fn section_keys(name: &str) -> Option<&'static [&'static str]> {
         ],
         "scope" => &["deny", "allow", "approval", "enforce_plan"],
         "gates" => &["name", "run", "timeout_s", "required"],
-        "triggers" => &["label", "sweep_label", "routes"],
+        "triggers" => &["label", "sweep_label", "routes", "workflow"],
+        "forge" => &["kind", "api_url", "timeout_s", "max_wait_s"],
+        "publish" => &["base", "reviewers", "unfinished"],
         "sweep" => &["max_runs"],
         "agent" => &["max_turns", "command_timeout_s", "output_limit_bytes"],
         _ => return None,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod evidence;
+pub mod forge;
 pub mod git;
 pub mod interrupt;
 pub mod llm;

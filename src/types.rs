@@ -279,6 +279,24 @@ impl fmt::Display for Tier {
     }
 }
 
+/// The forge a repository lives on (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    #[serde(rename = "github")]
+    GitHub,
+    Forgejo,
+}
+
+impl fmt::Display for ForgeKind {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Self::GitHub => "GitHub",
+            Self::Forgejo => "Forgejo",
+        })
+    }
+}
+
 /// `[budget]`: the hard stop conditions of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]

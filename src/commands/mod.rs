@@ -100,6 +100,10 @@ pub fn conclude(reporter: &dyn Reporter, run_dir: &Path) -> anyhow::Result<ExitS
         reporter.line(&format!("evidence: {}", evidence.display()));
     }
     match manifest.outcome {
+        Outcome::Running if machine::next_phase(manifest).is_none() => Err(crate::bad_input!(
+            "{} says the run is running, yet nothing is left to run: the run directory was changed by hand",
+            run_dir.join(artifact::MANIFEST).display()
+        )),
         Outcome::Done | Outcome::Running => Ok(ExitStatus::Success),
         Outcome::Cancelled => {
             if let Some(next) = machine::next_phase(manifest) {

@@ -1,6 +1,7 @@
 //! `baton status`: how a run stands and what runs next. It reads a run that
 //! another process is working on (the lock is for writers).
 
+use std::io::Write as _;
 use std::path::Path;
 
 use super::require_run_dir;
@@ -33,10 +34,17 @@ pub fn run(reporter: &dyn Reporter, arguments: StatusArgs) -> anyhow::Result<Exi
                 "note": record.note,
             })).collect::<Vec<_>>(),
             "next": next,
-            "busy_pid": busy,
+            "busy_pid": busy.as_deref().and_then(|pid| pid.parse::<u32>().ok()),
             "spent": manifest.spent(),
         });
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        let text = serde_json::to_string_pretty(&summary)?;
+        // A reader that closes the pipe early (`| head`) is not an error.
+        let mut stdout = std::io::stdout().lock();
+        if let Err(error) = writeln!(stdout, "{text}")
+            && error.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(error.into());
+        }
         return Ok(ExitStatus::Success);
     }
     reporter.line(&format!(
@@ -73,7 +81,7 @@ fn next_line(
     }
     match (manifest.outcome, next) {
         (Outcome::Cancelled, Some(phase)) => format!(
-            "cancelled during {phase}: resume with `baton phase {phase} --run-dir {directory}` (or `baton run --local --run-dir {directory}`)"
+            "cancelled during {phase}: resume with `baton phase {phase} --run-dir {directory}` (or `baton run --local --run-dir {directory}`), in the repository or with --repo"
         ),
         (_, Some(phase)) => {
             let died = manifest.phases.last().is_some_and(|record| {
@@ -87,6 +95,9 @@ fn next_line(
                 format!("next: baton phase {phase} --run-dir {directory}")
             }
         }
+        (Outcome::Running, None) => format!(
+            "nothing left to run, yet manifest.json says the run is running: {directory} was changed by hand"
+        ),
         (outcome, None) => format!(
             "the run has ended {outcome}; `baton phase NAME --force --run-dir {directory}` reruns NAME and every phase after it"
         ),

@@ -149,6 +149,14 @@ impl<'s> Context<'s> {
         sections.join("\n\n")
     }
 
+    /// Records that this execution wrote `transcript`.
+    pub fn note_transcript(&mut self, transcript: &str) {
+        let record = self.record();
+        if !record.transcripts.iter().any(|known| known == transcript) {
+            record.transcripts.push(transcript.to_owned());
+        }
+    }
+
     pub fn plan(&self) -> anyhow::Result<Option<Plan>> {
         self.run.read_json(artifact::PLAN)
     }
@@ -258,6 +266,7 @@ impl Observer for PhaseObserver<'_, '_> {
         self.context
             .run
             .append_line(&self.transcript, &line.to_string())?;
+        self.context.note_transcript(&self.transcript);
         self.context.run.save()
     }
 }
@@ -335,6 +344,7 @@ pub async fn run_phase(
         &mut context.run.manifest,
         PhaseRecord::started(name, model.clone()),
     );
+    start_clean(&mut context.run, name)?;
     context.run.save()?;
     context
         .reporter
@@ -445,6 +455,34 @@ fn conclude_phase(context: &mut Context<'_>, ended: Ended) -> anyhow::Result<Pha
     })
 }
 
+/// What an execution that is about to start must not find: the transcripts
+/// of earlier executions of the phase that never finished (it writes the
+/// same names), and the evidence of a run that has just reopened.
+fn start_clean(run: &mut RunDir, name: PhaseName) -> anyhow::Result<()> {
+    let stale: Vec<String> = run
+        .manifest
+        .phases
+        .iter_mut()
+        .filter(|record| {
+            record.name == name
+                && matches!(
+                    record.status,
+                    PhaseStatus::Failed | PhaseStatus::Interrupted
+                )
+        })
+        .flat_map(|record| std::mem::take(&mut record.transcripts))
+        .collect();
+    for transcript in stale {
+        run.remove(&transcript)?;
+    }
+    if !run.manifest.has_ended() {
+        for evidence in [artifact::EVIDENCE, artifact::EVIDENCE_MARKDOWN] {
+            run.remove(evidence)?;
+        }
+    }
+    Ok(())
+}
+
 /// The patch a phase starts from is the one the last finished producer left
 /// (a failed or superseded execution may have written another).
 fn restore_patch(run: &mut RunDir) -> anyhow::Result<()> {
@@ -476,6 +514,16 @@ fn invalidate(run: &mut RunDir, superseded: &[usize]) -> anyhow::Result<()> {
         .cloned()
         .collect();
     for name in owned {
+        run.remove(&name)?;
+    }
+    // What each superseded execution wrote under its own name.
+    let mut written = Vec::new();
+    for index in superseded {
+        let record = &mut run.manifest.phases[*index];
+        written.extend(std::mem::take(&mut record.transcripts));
+        written.push(artifact::patch_snapshot(*index, record.name));
+    }
+    for name in written {
         run.remove(&name)?;
     }
     let verifies = run
@@ -529,7 +577,7 @@ pub async fn run_intake(
     let run_dir = run.path().to_owned();
     if machine::decide(&run.manifest, PhaseName::Intake) != Decision::Run {
         job.reporter
-            .line("· intake    already finished; nothing to do (a new run needs a new --run-dir)");
+            .line("· intake    already finished; nothing to do: intake never changes a run (not its route, not with --force); a new run needs a new --run-dir");
         return Ok((run_dir, PhaseReport::AlreadyDone));
     }
     let mut context = Context {

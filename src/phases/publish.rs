@@ -15,11 +15,12 @@ pub fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     // (`Settings::pinned`): a run cannot loosen its own rules.
     let config = context.config().clone();
     recompute_issue(context)?;
-    let end = if context.run.manifest.outcome == Outcome::Running {
-        judge(context, &config)?
-    } else {
-        // An ended run is finalised: its outcome stands.
-        PhaseResult::Finished
+    // Publish decides `done` only from its own checks, never from what the
+    // manifest (which is not hashed) says. A run another phase ended with
+    // another outcome is finalised as it stands.
+    let end = match context.run.manifest.outcome {
+        Outcome::Running | Outcome::Done => judge(context, &config)?,
+        _ => PhaseResult::Finished,
     };
     let outcome = match &end {
         PhaseResult::Stop(outcome, _) => *outcome,

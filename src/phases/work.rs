@@ -127,10 +127,9 @@ async fn run_executor(
         "duration_s": output.duration_s,
         "output": output.output,
     });
-    context.run.append_line(
-        &artifact::transcript(phase.as_str(), attempt),
-        &line.to_string(),
-    )?;
+    let transcript = artifact::transcript(phase.as_str(), attempt);
+    context.run.append_line(&transcript, &line.to_string())?;
+    context.note_transcript(&transcript);
     context.record().model = Some(format!(
         "executor:{}",
         serde_json::to_value(executor.kind)?

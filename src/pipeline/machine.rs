@@ -176,8 +176,10 @@ fn reopen(manifest: &mut Manifest) {
 
 /// The run ends with `outcome`, or, when it had ended already (publish
 /// finalising it), keeps the outcome it ended with: the first stop wins.
+/// "Had ended" is read from `ended_by` (an earlier record), not from the
+/// outcome, which publish sets for its evidence before this runs.
 fn stop(manifest: &mut Manifest, index: usize, outcome: Outcome, reason: String) {
-    let finalising = manifest.has_ended();
+    let finalising = ended_earlier(manifest, index);
     let record = &mut manifest.phases[index];
     record.status = if outcome == Outcome::Done {
         PhaseStatus::Done
@@ -280,7 +282,7 @@ pub fn apply(manifest: &mut Manifest, result: PhaseResult) {
             }
         }
         PhaseResult::Interrupted(reason) => {
-            let finalising = manifest.has_ended();
+            let finalising = ended_earlier(manifest, index);
             let record = &mut manifest.phases[index];
             record.status = PhaseStatus::Interrupted;
             record.note = Some(reason.clone());
@@ -294,6 +296,11 @@ pub fn apply(manifest: &mut Manifest, result: PhaseResult) {
             manifest.ended_by = Some(index);
         }
     }
+}
+
+/// Whether a record before `index` ended the run (publish is finalising it).
+fn ended_earlier(manifest: &Manifest, index: usize) -> bool {
+    manifest.ended_by.is_some_and(|ended| ended < index)
 }
 
 fn repairs_done(manifest: &Manifest) -> u32 {
@@ -402,6 +409,13 @@ mod tests {
             manifest
                 .artifacts
                 .insert(artifact::PATCH.into(), patch.to_owned());
+        }
+        // Publish records its verdict in the outcome for its evidence
+        // before it reports; the machine must not take that for an end.
+        if let (PhaseName::Publish, PhaseResult::Stop(outcome, _)) = (phase, &result)
+            && !manifest.has_ended()
+        {
+            manifest.outcome = *outcome;
         }
         apply(manifest, result);
     }
@@ -566,6 +580,37 @@ mod tests {
             decide(&manifest, PhaseName::Tests),
             Decision::NotReady(_)
         ));
+    }
+
+    #[test]
+    fn force_reopens_a_run_that_publish_ended() {
+        let mut manifest = chore();
+        execute(
+            &mut manifest,
+            PhaseName::Verify,
+            PhaseResult::Verified {
+                passed: true,
+                signature: None,
+            },
+            None,
+        );
+        execute(
+            &mut manifest,
+            PhaseName::Review,
+            PhaseResult::Finished,
+            None,
+        );
+        begin(&mut manifest, record(PhaseName::Publish));
+        // Publish sets the outcome for its evidence before reporting.
+        manifest.outcome = Outcome::Done;
+        apply(
+            &mut manifest,
+            PhaseResult::Stop(Outcome::Done, "done".into()),
+        );
+        assert_eq!(manifest.ended_by, Some(manifest.phases.len() - 1));
+        force(&mut manifest, PhaseName::Review);
+        assert_eq!(manifest.outcome, Outcome::Running);
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Review));
     }
 
     #[test]

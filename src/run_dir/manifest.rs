@@ -127,6 +127,10 @@ pub struct PhaseRecord {
     pub signature: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The transcripts this execution wrote (removed when it is superseded
+    /// or when an unfinished execution is run again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transcripts: Vec<String>,
 }
 
 impl PhaseRecord {
@@ -148,6 +152,7 @@ impl PhaseRecord {
             passed: None,
             signature: None,
             note: None,
+            transcripts: Vec::new(),
         }
     }
 

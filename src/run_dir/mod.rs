@@ -117,6 +117,12 @@ impl RunDir {
             ));
         }
         for (relative, expected) in &manifest.artifacts {
+            if !is_artifact_name(relative) {
+                return Err(bad_input!(
+                    "{} lists artifact `{relative}`, which is not a path inside the run directory; refusing to run on a tampered run directory",
+                    manifest_path.display()
+                ));
+            }
             let file = path.join(relative);
             let bytes = fs::read(&file).map_err(|_| {
                 bad_input!(
@@ -306,12 +312,25 @@ impl RunDir {
 
 /// An absolute path of two or more components, not inside a URL (a URL's
 /// path follows its host, so the character before the slash is a letter).
+/// In JSON text a line break is the two characters `\n`: a path at the start
+/// of a line of tool output follows those.
 static ABSOLUTE_PATH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(^|[\s\x22'`(\[=,])(/[\w.@+~-]+(?:/[\w.@+~-]+)+)").unwrap_or_else(|_| {
+    Regex::new(r"(^|[\s\x22'`(\[=,:<]|\\[nrt])(/[\w.@+~-]+(?:/[\w.@+~-]+)+)").unwrap_or_else(|_| {
         // A literal pattern: it compiles; an impossible one keeps the type total.
         Regex::new("$^").unwrap_or_else(|_| unreachable!())
     })
 });
+
+/// A name an artifact may have: relative, inside the run directory, made of
+/// plain components (no `..`, no absolute path), and not the manifest or lock.
+fn is_artifact_name(relative: &str) -> bool {
+    !relative.is_empty()
+        && relative != MANIFEST
+        && relative != artifact::LOCK
+        && Path::new(relative)
+            .components()
+            .all(|component| matches!(component, std::path::Component::Normal(_)))
+}
 
 /// The artifacts that must not carry machine paths. Gate logs and patches
 /// keep their text as the tools wrote it: repair reads them.
@@ -343,13 +362,28 @@ pub fn lock_holder(path: &Path) -> Option<String> {
 /// whoever finds it taken.
 fn lock(path: &Path) -> anyhow::Result<fs::File> {
     let lock_path = path.join(artifact::LOCK);
+    // A lock that is a symlink or a directory was put there by someone
+    // else: following it would write outside the run directory.
+    if let Ok(metadata) = fs::symlink_metadata(&lock_path)
+        && !metadata.file_type().is_file()
+    {
+        return Err(bad_input!(
+            "{} is not a plain file; remove it (it holds only the pid of the run's writer) and run again",
+            lock_path.display()
+        ));
+    }
     let mut file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
         .open(&lock_path)
-        .with_context(|| format!("cannot open the run's lock {}", lock_path.display()))?;
+        .map_err(|error| {
+            bad_input!(
+                "cannot open the run's lock {}: {error}",
+                lock_path.display()
+            )
+        })?;
     match file.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
@@ -444,6 +478,40 @@ mod tests {
     }
 
     #[test]
+    fn artifact_names_outside_the_run_and_odd_locks_are_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("run");
+        let mut manifest = Manifest::for_tests(Route::Chore);
+        let victim = directory.path().join("victim.txt");
+        fs::write(&victim, "keep me").unwrap();
+        manifest
+            .artifacts
+            .insert("gates/../../victim.txt".into(), sha256_hex(b"keep me"));
+        drop(RunDir::create(&path, manifest).unwrap());
+        let error = RunDir::open_for_write(&path).err().unwrap();
+        assert!(
+            error.to_string().contains("gates/../../victim.txt"),
+            "{error}"
+        );
+        assert_eq!(
+            crate::error::classify(&error),
+            crate::error::ExitStatus::BadInput
+        );
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+
+        let path = directory.path().join("second");
+        drop(RunDir::create(&path, Manifest::for_tests(Route::Chore)).unwrap());
+        fs::remove_file(path.join(artifact::LOCK)).unwrap();
+        std::os::unix::fs::symlink(&victim, path.join(artifact::LOCK)).unwrap();
+        let error = RunDir::open_for_write(&path).err().unwrap();
+        assert_eq!(
+            crate::error::classify(&error),
+            crate::error::ExitStatus::BadInput
+        );
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+    }
+
+    #[test]
     fn machine_paths_become_relative() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("run");
@@ -456,6 +524,10 @@ mod tests {
         assert_eq!(
             run.portable(&text),
             "cannot read src/lib.rs, plan.json and …/script.json: see https://example.com/a/b"
+        );
+        assert_eq!(
+            run.portable(r#"{"output":"/usr/share/doc\nPATH=/root/.cargo/bin:/usr/bin file:/etc/x/y </opt/a/b>"}"#),
+            r#"{"output":"…/doc\nPATH=…/bin:…/bin file:…/y <…/b>"}"#
         );
     }
 

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{BASE_CONFIG, Run, TestContext, agent, all_files, happy_script, write};
+use crate::support::{
+    BASE_CONFIG, GOOD_TEST, Run, TestContext, agent, all_files, happy_script, write,
+};
 
 const BUGGY: &str = "greet() { echo \"hello world\"; }\n";
 
@@ -564,4 +566,46 @@ fn a_config_outside_the_repository_is_local_only_and_flagged() {
         .assert_code(0);
     let needs = context.evidence()["needs_human"].to_string();
     assert!(needs.contains("outside the repository"), "{needs}");
+}
+
+#[test]
+fn force_reopens_a_run_publish_ended_done_and_publish_judges_again() {
+    let context = TestContext::new("");
+    context.script(&happy_script());
+    context.run_local().assert_code(0);
+    let run_dir = context.run_dir.to_str().unwrap();
+    context
+        .baton(&["phase", "review", "--force", "--run-dir", run_dir])
+        .assert_code(0);
+    assert_eq!(context.manifest()["outcome"], "running");
+    assert!(!context.run_dir.join("evidence.json").exists());
+    context
+        .baton(&["run", "--local", "--run-dir", run_dir])
+        .assert_code(0);
+    let evidence = context.evidence();
+    assert_eq!(evidence["outcome"], "done");
+    assert_eq!(evidence["gates"][0]["status"], "passed");
+    assert_eq!(evidence["tests_first"]["green"], true);
+
+    // A manifest edited to claim `done` before publish does not make it so.
+    let context = TestContext::new("[budget]\nmax_repairs = 0\n");
+    let mut script = happy_script();
+    script["implement"] = agent(vec![vec![
+        write("lib.sh", BUGGY),
+        write("tests/greet_test.sh", GOOD_TEST),
+    ]]);
+    context.script(&script);
+    context.intake(&["--route", "chore"]).assert_code(0);
+    for phase in ["plan", "implement"] {
+        context.phase(phase).assert_code(0);
+    }
+    context.phase("verify").assert_code(1);
+    let path = context.run_dir.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["outcome"] = json!("done");
+    manifest.as_object_mut().unwrap().remove("ended_by");
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    context.phase("publish").assert_code(1);
+    assert_ne!(context.evidence()["outcome"], "done");
 }

@@ -1,0 +1,106 @@
+//! What baton reads from and writes to the CI system it runs in: the event
+//! that started the job, `GITHUB_OUTPUT` (step outputs the workflow's job
+//! graph reads) and `GITHUB_STEP_SUMMARY`. Both GitHub and Forgejo runners
+//! provide these; each is written only when set.
+
+pub mod event;
+
+use std::io::Write;
+
+use crate::settings::env;
+
+/// The outputs every `baton phase` step sets (SPEC §9).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outputs {
+    pub outcome: String,
+    pub route: String,
+    /// The next phase, or empty once the run has ended and published.
+    pub next: String,
+    pub skipped: bool,
+    pub issue: String,
+    /// publish only.
+    pub pull_request: Option<(u64, String)>,
+}
+
+impl Outputs {
+    /// `key=value` lines as `GITHUB_OUTPUT` takes them. Values are one line
+    /// each and pass the redaction function: no token reaches a workflow.
+    pub fn render(&self) -> String {
+        let mut lines = vec![
+            ("outcome", self.outcome.clone()),
+            ("route", self.route.clone()),
+            ("next", self.next.clone()),
+            ("skipped", self.skipped.to_string()),
+            ("issue", self.issue.clone()),
+        ];
+        if let Some((number, url)) = &self.pull_request {
+            lines.push(("pr", number.to_string()));
+            lines.push(("pr_url", url.clone()));
+        }
+        lines
+            .into_iter()
+            .map(|(key, value)| {
+                let value: String = value.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+                format!("{key}={}\n", crate::secrets::redact(&value))
+            })
+            .collect()
+    }
+
+    /// Appends to `$GITHUB_OUTPUT` when it is set.
+    pub fn write(&self) -> anyhow::Result<()> {
+        append(env::GITHUB_OUTPUT, &self.render())
+    }
+}
+
+/// Appends Markdown to `$GITHUB_STEP_SUMMARY` when it is set.
+pub fn step_summary(markdown: &str) -> anyhow::Result<()> {
+    let mut text = crate::secrets::redact(markdown).into_owned();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    append(env::GITHUB_STEP_SUMMARY, &text)
+}
+
+fn append(variable: &str, text: &str) -> anyhow::Result<()> {
+    let Some(path) = env::get(variable) else {
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|error| anyhow::anyhow!("cannot open ${variable} ({path}): {error}"))?;
+    file.write_all(text.as_bytes())
+        .map_err(|error| anyhow::anyhow!("cannot write ${variable} ({path}): {error}"))
+}
+
+/// The link to the CI run: `GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID`.
+pub fn run_url() -> Option<String> {
+    Some(format!(
+        "{}/{}/actions/runs/{}",
+        env::get(env::GITHUB_SERVER_URL)?.trim_end_matches('/'),
+        env::get(env::GITHUB_REPOSITORY)?,
+        env::get(env::GITHUB_RUN_ID)?
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_one_line_each() {
+        let outputs = Outputs {
+            outcome: "done".into(),
+            route: "feature".into(),
+            next: String::new(),
+            skipped: false,
+            issue: "7".into(),
+            pull_request: Some((3, "https://forge/pr/3\nextra".into())),
+        };
+        assert_eq!(
+            outputs.render(),
+            "outcome=done\nroute=feature\nnext=\nskipped=false\nissue=7\npr=3\npr_url=https://forge/pr/3extra\n"
+        );
+    }
+}
