@@ -108,6 +108,45 @@ impl Source {
         })
     }
 
+    /// The `origin` remote's URL (what `actions/checkout` set).
+    pub fn origin_url(&self) -> anyhow::Result<String> {
+        let remote = self.repository.find_remote("origin").map_err(|_| {
+            bad_input!(
+                "{} has no `origin` remote to push the branch to",
+                self.root.display()
+            )
+        })?;
+        let url = remote
+            .url()
+            .map_err(|_| bad_input!("the `origin` remote's URL is not UTF-8"))?;
+        // A relative path (a local origin) is relative to the checkout.
+        if !url.contains("://") && !url.contains('@') && Path::new(url).is_relative() {
+            return Ok(self.root.join(url).display().to_string());
+        }
+        Ok(url.to_owned())
+    }
+
+    /// Publishes the run: the base commit plus `patch` as one commit, pushed
+    /// to `origin` as `branch` (replacing what an earlier publish pushed).
+    /// The commit's author and date are fixed (baton, the base commit's
+    /// time), so the same patch always makes the same commit and a rerun
+    /// pushes nothing new. HTTPS remotes get the token through a credential
+    /// callback; it never appears in a URL, a config or a message.
+    pub fn push_branch(
+        &self,
+        base: &str,
+        patch: &str,
+        branch: &str,
+        message: &str,
+        token: Option<&crate::secrets::Secret>,
+    ) -> anyhow::Result<String> {
+        let tree = self.work_tree(base, patch)?;
+        let commit = tree.commit(message)?;
+        let url = self.origin_url()?;
+        tree.push(&url, commit, branch, token)?;
+        Ok(commit.to_string())
+    }
+
     /// A clean work tree at `sha` with `patch` applied.
     pub fn work_tree(&self, sha: &str, patch: &str) -> anyhow::Result<WorkTree> {
         let commit = self.commit(sha)?;
@@ -128,6 +167,7 @@ impl Source {
             directory,
             repository,
             base,
+            commit: commit.id(),
         };
         if !patch.trim().is_empty() {
             tree.apply(patch)?;
@@ -139,7 +179,9 @@ impl Source {
 pub struct WorkTree {
     directory: tempfile::TempDir,
     repository: Repository,
+    /// The base commit's tree, and the commit itself.
     base: Oid,
+    commit: Oid,
 }
 
 impl WorkTree {
@@ -159,6 +201,69 @@ impl WorkTree {
                     error.message()
                 )
             })
+    }
+
+    /// Commits the tree as it is on top of the base commit.
+    fn commit(&self, message: &str) -> anyhow::Result<Oid> {
+        let mut index = self.repository.index()?;
+        index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+        index.update_all(["*"], None)?;
+        let tree = self.repository.find_tree(index.write_tree()?)?;
+        let parent = self.repository.find_commit(self.commit)?;
+        let signature = git2::Signature::new(
+            "baton",
+            "baton@users.noreply.invalid",
+            &parent.committer().when(),
+        )?;
+        Ok(self
+            .repository
+            .commit(None, &signature, &signature, message, &tree, &[&parent])?)
+    }
+
+    /// Force-pushes `commit` as `branch` to `url`.
+    fn push(
+        &self,
+        url: &str,
+        commit: Oid,
+        branch: &str,
+        token: Option<&crate::secrets::Secret>,
+    ) -> anyhow::Result<()> {
+        let reference = format!("refs/heads/{branch}");
+        self.repository
+            .reference(&reference, commit, true, "baton publish")?;
+        let mut remote = self.repository.remote_anonymous(url)?;
+        let mut callbacks = git2::RemoteCallbacks::new();
+        let mut asked = false;
+        callbacks.credentials(move |_, _, _| {
+            // Asked again means the token was refused: stop, do not loop.
+            match token {
+                Some(token) if !asked => {
+                    asked = true;
+                    git2::Cred::userpass_plaintext("x-access-token", token.expose())
+                }
+                _ => Err(git2::Error::from_str(
+                    "the forge refused the token for git (it needs contents: write)",
+                )),
+            }
+        });
+        let refused = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let seen = std::rc::Rc::clone(&refused);
+        callbacks.push_update_reference(move |name, status| {
+            if let Some(message) = status {
+                *seen.borrow_mut() = Some(format!("{name}: {message}"));
+            }
+            Ok(())
+        });
+        let mut options = git2::PushOptions::new();
+        options.remote_callbacks(callbacks);
+        remote
+            .push(&[format!("+{reference}:{reference}")], Some(&mut options))
+            .map_err(|error| anyhow!("cannot push {branch} to origin: {}", error.message()))?;
+        drop(options);
+        if let Some(message) = refused.borrow_mut().take() {
+            return Err(anyhow!("origin refused {branch}: {message}"));
+        }
+        Ok(())
     }
 
     /// Everything that differs from the base commit, as a git patch

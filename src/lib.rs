@@ -3,6 +3,7 @@
 //! each command's body lives in `commands/`.
 
 pub mod agent;
+pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -10,6 +10,9 @@ use crate::types::Route;
 pub enum Trigger {
     /// `--issue-file FILE`: GitHub's issue JSON, or Markdown with front matter.
     IssueFile(PathBuf),
+    /// A forge event (a labelled issue, a `workflow_dispatch`): the issue,
+    /// its labels and comments are fetched from the forge.
+    Forge { issue: u64, description: String },
 }
 
 impl Trigger {
@@ -23,6 +26,7 @@ impl Trigger {
                     |name| name.to_string_lossy().into_owned()
                 )
             ),
+            Self::Forge { description, .. } => description.clone(),
         }
     }
 }

@@ -133,8 +133,9 @@ fn dispatch_event(inputs: &BTreeMap<String, Value>) -> anyhow::Result<EventReque
             _ => None,
         }
     };
-    let issue = input("issue")
-        .ok_or_else(|| bad_input!("workflow_dispatch needs the input `issue` (the issue number)"))?;
+    let issue = input("issue").ok_or_else(|| {
+        bad_input!("workflow_dispatch needs the input `issue` (the issue number)")
+    })?;
     let issue: u64 = issue.trim_start_matches('#').parse().map_err(|_| {
         bad_input!("workflow_dispatch input `issue` must be an issue number, not `{issue}`")
     })?;
@@ -169,10 +170,16 @@ mod tests {
     #[test]
     fn the_trigger_label_starts_a_run_and_others_are_skipped() {
         let labeled = r#"{"action": "labeled", "label": {"name": "baton"}, "issue": {"number": 4, "labels": [{"name": "baton"}]}}"#;
-        assert!(matches!(issues(labeled, "baton"), EventRequest::Start { issue: 4, .. }));
+        assert!(matches!(
+            issues(labeled, "baton"),
+            EventRequest::Start { issue: 4, .. }
+        ));
         assert!(matches!(issues(labeled, "other"), EventRequest::Skip(_)));
         let forgejo = r#"{"action": "label_updated", "issue": {"number": 5, "labels": [{"name": "bug"}, {"name": "baton"}]}}"#;
-        assert!(matches!(issues(forgejo, "baton"), EventRequest::Start { issue: 5, .. }));
+        assert!(matches!(
+            issues(forgejo, "baton"),
+            EventRequest::Start { issue: 5, .. }
+        ));
         assert!(matches!(issues(forgejo, "ready"), EventRequest::Skip(_)));
         let opened = r#"{"action": "opened", "issue": {"number": 6}}"#;
         assert!(matches!(issues(opened, "baton"), EventRequest::Skip(_)));
@@ -180,8 +187,12 @@ mod tests {
 
     #[test]
     fn dispatch_inputs_as_strings_or_numbers() {
-        let inputs = |json: &str| -> BTreeMap<String, Value> { serde_json::from_str(json).unwrap() };
-        let request = dispatch_event(&inputs(r#"{"issue": "12", "route": "chore", "from_phase": ""}"#)).unwrap();
+        let inputs =
+            |json: &str| -> BTreeMap<String, Value> { serde_json::from_str(json).unwrap() };
+        let request = dispatch_event(&inputs(
+            r#"{"issue": "12", "route": "chore", "from_phase": ""}"#,
+        ))
+        .unwrap();
         assert_eq!(
             request,
             EventRequest::Start {

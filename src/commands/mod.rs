@@ -85,6 +85,24 @@ pub async fn drive(job: &mut Job<'_>, run_dir: &Path) -> anyhow::Result<()> {
     ))
 }
 
+/// The step outputs (SPEC §9) for the run as it stands.
+fn outputs(run_dir: &Path, skipped: bool) -> anyhow::Result<crate::ci::Outputs> {
+    let manifest = RunDir::open(run_dir)?.manifest;
+    Ok(crate::ci::Outputs {
+        outcome: manifest.outcome.to_string(),
+        route: manifest.route.to_string(),
+        next: machine::next_phase(&manifest)
+            .map(|phase| phase.to_string())
+            .unwrap_or_default(),
+        skipped,
+        issue: manifest.issue.number.to_string(),
+        pull_request: manifest
+            .forge
+            .and_then(|forge| forge.pull_request)
+            .map(|pull| (pull.number, pull.url)),
+    })
+}
+
 /// Prints the closing table and where the evidence is; exit status by outcome.
 pub fn conclude(reporter: &dyn Reporter, run_dir: &Path) -> anyhow::Result<ExitStatus> {
     let run = RunDir::open(run_dir)?;

@@ -3,13 +3,15 @@
 
 use std::path::Path;
 
-use super::{conclude, interrupts, parse_route, require_run_dir, run_dir_or_env};
+use super::{conclude, interrupts, outputs, parse_route, require_run_dir, run_dir_or_env};
+use crate::ci::event::{self, EventRequest};
 use crate::cli::PhaseArgs;
 use crate::error::ExitStatus;
 use crate::phases::{self, Job, PhaseReport};
 use crate::report::Reporter;
 use crate::run_dir::RunDir;
 use crate::settings::Settings;
+use crate::settings::env;
 use crate::trigger::{IntakeRequest, Trigger};
 use crate::types::{Outcome, PhaseName};
 
@@ -32,15 +34,34 @@ pub async fn run(
     let (run_dir, report) = if name == PhaseName::Intake {
         let settings = Settings::resolve(config, repo)?;
         settings.install_redactor();
-        let issue_file = arguments.issue_file.ok_or_else(|| {
-            crate::bad_input!(
-                "intake needs --issue-file FILE (reading the issue from a CI event comes with the forge backends)"
-            )
-        })?;
+        let mut route = parse_route(arguments.route.as_deref())?;
+        let trigger = match arguments.issue_file {
+            Some(issue_file) => Trigger::IssueFile(issue_file),
+            None => match read_event(&settings)? {
+                EventRequest::Start {
+                    issue,
+                    route: asked,
+                    description,
+                    ..
+                } => {
+                    route = route.or(asked);
+                    Trigger::Forge { issue, description }
+                }
+                EventRequest::Skip(reason) => {
+                    reporter.line(&format!("· intake    skipped: {reason}"));
+                    crate::ci::Outputs {
+                        skipped: true,
+                        ..crate::ci::Outputs::default()
+                    }
+                    .write()?;
+                    return Ok(ExitStatus::Success);
+                }
+            },
+        };
         let request = IntakeRequest {
-            trigger: Trigger::IssueFile(issue_file),
+            trigger,
             run_dir: run_dir_or_env(arguments.target.run_dir),
-            route: parse_route(arguments.route.as_deref())?,
+            route,
         };
         let mut job = Job {
             settings: &settings,
@@ -61,6 +82,7 @@ pub async fn run(
         let report = phases::run_phase(&mut job, name, &run_dir, arguments.force).await?;
         (run_dir, report)
     };
+    outputs(&run_dir, matches!(report, PhaseReport::Skipped(_)))?.write()?;
     match report {
         PhaseReport::Skipped(_) | PhaseReport::AlreadyDone | PhaseReport::Ended(_) => {
             Ok(ExitStatus::Success)
@@ -70,4 +92,20 @@ pub async fn run(
         } => Ok(ExitStatus::Success),
         PhaseReport::Ran { .. } | PhaseReport::Interrupted => conclude(reporter, &run_dir),
     }
+}
+
+/// The CI event that started this job: intake's trigger when no
+/// `--issue-file` is given.
+fn read_event(settings: &Settings) -> anyhow::Result<EventRequest> {
+    let (Some(name), Some(path)) = (
+        env::get(env::GITHUB_EVENT_NAME),
+        env::get(env::GITHUB_EVENT_PATH),
+    ) else {
+        return Err(crate::bad_input!(
+            "intake needs --issue-file FILE, or a CI event (${} and ${})",
+            env::GITHUB_EVENT_NAME,
+            env::GITHUB_EVENT_PATH
+        ));
+    };
+    event::read(&name, Path::new(&path), &settings.config.triggers.label)
 }

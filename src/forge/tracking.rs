@@ -45,6 +45,18 @@ pub fn render(manifest: &Manifest, run_url: Option<&str>, note: Option<&str>) ->
         out.push_str(&format!(" · [CI run]({url})"));
     }
     out.push('\n');
+    if let Some(pull) = manifest
+        .forge
+        .as_ref()
+        .and_then(|forge| forge.pull_request.as_ref())
+    {
+        out.push_str(&format!(
+            "\n**Pull request:** [#{}]({}){}\n",
+            pull.number,
+            pull.url,
+            if pull.draft { " (draft)" } else { "" }
+        ));
+    }
     if let Some(note) = note {
         out.push_str(&format!("\n{note}\n"));
     }

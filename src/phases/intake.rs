@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{Context, prompts};
+use super::{Context, forge_sync, prompts};
 use crate::agent::{self, SessionEnd, SessionSpec, schema};
 use crate::bad_input;
 use crate::git::Source;
@@ -21,7 +21,7 @@ use crate::types::{Outcome, PhaseName, Route};
 /// Opens the run a request names: an existing run directory is picked up
 /// (under its lock) as it is; otherwise the trigger is read, the base commit
 /// fixed, the config pinned and the run directory created.
-pub fn open_run(
+pub async fn open_run(
     settings: &Settings,
     reporter: &dyn Reporter,
     request: IntakeRequest,
@@ -37,8 +37,19 @@ pub fn open_run(
         run.relative_to(&settings.repo);
         return Ok((run, source));
     }
-    let ticket = match &request.trigger {
-        Trigger::IssueFile(path) => read_issue_file(path)?,
+    let (ticket, forge) = match &request.trigger {
+        Trigger::IssueFile(path) => (read_issue_file(path)?, None),
+        Trigger::Forge { issue, .. } => {
+            let (_, forge) = forge_sync::connect(&settings.config)?;
+            let issue = forge.issue(*issue).await?;
+            if issue.is_pull_request {
+                return Err(bad_input!(
+                    "#{} is a pull request, not an issue; start a run from its issue",
+                    issue.number
+                ));
+            }
+            (forge_sync::ticket_from(&issue), Some((forge, issue)))
+        }
     };
     let base_sha = source.head_sha()?;
     if source.is_dirty() {
@@ -84,6 +95,7 @@ pub fn open_run(
         reason: None,
         ended_by: None,
         config,
+        forge: None,
         artifacts: BTreeMap::new(),
     };
     if let Some(runs) = run_dir
@@ -100,6 +112,9 @@ pub fn open_run(
     let mut run = RunDir::create(&run_dir, manifest)?;
     run.relative_to(&settings.repo);
     run.write_json(artifact::TICKET, &ticket)?;
+    if let Some((forge, issue)) = forge {
+        forge_sync::start(forge.as_ref(), &mut run.manifest, &issue).await?;
+    }
     run.save()?;
     Ok((run, source))
 }

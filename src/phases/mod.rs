@@ -4,6 +4,7 @@
 //! the evidence whenever a run stops.
 
 mod deliverable;
+mod forge_sync;
 mod intake;
 mod prompts;
 mod publish;
@@ -360,7 +361,7 @@ pub async fn run_phase(
         drop(working);
         ended
     };
-    conclude_phase(&mut context, ended)
+    conclude_phase(&mut context, ended).await
 }
 
 /// How a phase's work ended: with a result or error, or by a signal.
@@ -385,7 +386,7 @@ async fn interruptible(
 
 /// Records how the phase ended, moves the run's state, writes the evidence
 /// when the run stops, and reports.
-fn conclude_phase(context: &mut Context<'_>, ended: Ended) -> anyhow::Result<PhaseReport> {
+async fn conclude_phase(context: &mut Context<'_>, ended: Ended) -> anyhow::Result<PhaseReport> {
     let name = context.run.manifest.phases[context.record].name;
     let (result, error) = match ended {
         Ended::Result(Ok(result)) => (result, None),
@@ -437,6 +438,7 @@ fn conclude_phase(context: &mut Context<'_>, ended: Ended) -> anyhow::Result<Pha
     context
         .reporter
         .phase_finished(&context.run.manifest.phases[context.record]);
+    forge_sync::sync(context, None).await;
     if let Some(error) = error {
         if context.run.manifest.has_ended() {
             return Ok(PhaseReport::Ran {
@@ -562,7 +564,7 @@ async fn dispatch(context: &mut Context<'_>, name: PhaseName) -> anyhow::Result<
         PhaseName::Implement => work::implement(context).await,
         PhaseName::Repair => work::repair(context).await,
         PhaseName::Verify => verify::run(context).await,
-        PhaseName::Publish => publish::run(context),
+        PhaseName::Publish => publish::run(context).await,
     }
 }
 
@@ -573,7 +575,7 @@ pub async fn run_intake(
     request: IntakeRequest,
 ) -> anyhow::Result<(PathBuf, PhaseReport)> {
     let started = Instant::now();
-    let (run, source) = intake::open_run(job.settings, job.reporter, request)?;
+    let (run, source) = intake::open_run(job.settings, job.reporter, request).await?;
     let run_dir = run.path().to_owned();
     if machine::decide(&run.manifest, PhaseName::Intake) != Decision::Run {
         job.reporter
@@ -600,7 +602,7 @@ pub async fn run_intake(
         &format!("issue #{} {}", issue.number, issue.title),
     );
     let ended = interruptible(job.interrupts, dispatch(&mut context, PhaseName::Intake)).await;
-    let report = conclude_phase(&mut context, ended)?;
+    let report = conclude_phase(&mut context, ended).await?;
     Ok((run_dir, report))
 }
 

@@ -1,16 +1,22 @@
 //! publish: trust nothing handed over, re-check it all, decide the outcome,
-//! and write the evidence (the PR body). Opening the PR comes with the forge
-//! backends; a local run ends with `evidence.md` and `changes.patch`.
+//! write the evidence (the PR body), and, for a run a forge event started,
+//! push the branch, open or update the one pull request, file an epic's
+//! children and set the issue's label. A local run ends with `evidence.md`
+//! and `changes.patch`.
 
-use super::{Context, PhaseResult, write_evidence};
-use crate::config::Config;
-use crate::records::{Review, Ticket, VerifyRecord};
+use super::{Context, PhaseResult, forge_sync, write_evidence};
+use crate::config::{Config, Unfinished};
+use crate::forge::{self, Forge, PullRequestSpec, tracking};
+use crate::records::{Children, Review, Ticket, VerifyRecord};
 use crate::run_dir::artifact::{self, PATCH};
+use crate::run_dir::manifest::PullRequestRef;
 use crate::run_dir::sha256_hex;
-use crate::settings::env;
 use crate::types::{Outcome, PhaseName, ReviewVerdict, Route};
 
-pub fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
+/// GitHub refuses bodies over 65,536 characters; the evidence is cut first.
+const BODY_LIMIT: usize = 60_000;
+
+pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     // The config was read from the base commit and checked against the pin
     // (`Settings::pinned`): a run cannot loosen its own rules.
     let config = context.config().clone();
@@ -32,31 +38,182 @@ pub fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         context.run.manifest.reason = (*outcome != Outcome::Done).then(|| reason.clone());
     }
     let evidence = write_evidence(context, Some(&config))?;
-    if let Some(summary_path) = env::get(env::GITHUB_STEP_SUMMARY) {
-        let markdown = context
-            .run
-            .read_text(artifact::EVIDENCE_MARKDOWN)?
-            .unwrap_or_default();
-        append(&summary_path, &markdown)?;
-    }
-    if let Some(output_path) = env::get(env::GITHUB_OUTPUT) {
-        append(
-            &output_path,
-            &format!(
-                "outcome={}\nrun-dir={}\n",
-                evidence.outcome,
-                context.run.path().display()
-            ),
-        )?;
-    }
-    context.record().note = Some(match context.run.manifest.route {
-        _ if outcome != Outcome::Done => format!("outcome {outcome}; evidence written"),
-        Route::Epic => {
-            format!("{} child issue(s) ready to file", evidence.children.len())
+    let markdown = context
+        .run
+        .read_text(artifact::EVIDENCE_MARKDOWN)?
+        .unwrap_or_default();
+    crate::ci::step_summary(&markdown)?;
+    let note = if context.run.manifest.forge.is_some() {
+        to_forge(context, &config, outcome, &markdown).await?
+    } else {
+        match context.run.manifest.route {
+            _ if outcome != Outcome::Done => format!("outcome {outcome}; evidence written"),
+            Route::Epic => format!("{} child issue(s) ready to file", evidence.children.len()),
+            _ => "local run: no pull request opened; evidence.md is its body".into(),
         }
-        _ => "local run: no pull request opened; evidence.md is its body".into(),
-    });
+    };
+    context.record().note = Some(note);
     Ok(end)
+}
+
+/// The forge side of publish. A rejected patch is never pushed; any other
+/// outcome keeps its work on the branch, in a pull request that is a draft
+/// unless the run is `done` (or, with `[publish].unfinished = "comment"`, in
+/// a comment on the issue).
+async fn to_forge(
+    context: &mut Context<'_>,
+    config: &Config,
+    outcome: Outcome,
+    evidence: &str,
+) -> anyhow::Result<String> {
+    let (settings, forge) = forge_sync::connect(config)?;
+    let forge = forge.as_ref();
+    let number = context.run.manifest.issue.number;
+    let branch = context.run.manifest.branch.clone();
+    let mut notes = Vec::new();
+    if outcome == Outcome::Rejected {
+        notes.push("rejected: nothing was pushed".to_owned());
+    } else if context.run.manifest.route == Route::Epic {
+        if outcome == Outcome::Done {
+            notes.push(file_children(context, forge).await?);
+        }
+    } else if context.patch()?.trim().is_empty() {
+        notes.push("no change to push".to_owned());
+    } else {
+        let manifest = &context.run.manifest;
+        let title = format!("{} (#{number})", manifest.issue.title);
+        let message = format!(
+            "{title}\n\nbaton run {}, outcome {outcome}.",
+            manifest.run_id
+        );
+        let commit = context.source.push_branch(
+            &manifest.base_sha,
+            &context.patch()?,
+            &branch,
+            &message,
+            Some(&settings.token),
+        )?;
+        notes.push(format!("pushed {branch} at {}", &commit[..12]));
+        if outcome == Outcome::Done || config.publish.unfinished == Unfinished::Draft {
+            let base = match &config.publish.base {
+                Some(base) => base.clone(),
+                None => forge.default_branch().await?,
+            };
+            let spec = PullRequestSpec {
+                title,
+                body: pull_request_body(number, evidence),
+                head: branch.clone(),
+                base,
+                draft: outcome != Outcome::Done,
+            };
+            let pull = match forge.find_pull_request(&spec.head, &spec.base).await? {
+                Some(existing) => forge.update_pull_request(&existing, &spec).await?,
+                None => forge::create_pull_request_once(forge, &spec).await?,
+            };
+            if outcome == Outcome::Done
+                && let Err(error) = forge
+                    .request_reviewers(pull.number, &config.publish.reviewers)
+                    .await
+            {
+                tracing::warn!("could not request reviewers: {error}");
+            }
+            notes.push(format!(
+                "pull request #{}{}",
+                pull.number,
+                if pull.draft { " (draft)" } else { "" }
+            ));
+            if let Some(run) = context.run.manifest.forge.as_mut() {
+                run.pull_request = Some(PullRequestRef {
+                    number: pull.number,
+                    url: pull.url,
+                    draft: pull.draft,
+                });
+            }
+        } else {
+            let body = format!(
+                "baton kept this run's unfinished work ({outcome}) on branch `{branch}`; no pull request was opened.\n\n{}",
+                cap(evidence)
+            );
+            forge::create_comment_once(forge, number, &body).await?;
+            notes.push("unfinished work kept on the branch; see the issue comment".to_owned());
+        }
+    }
+    forge_sync::finish_labels(forge, number, outcome).await?;
+    Ok(notes.join("; "))
+}
+
+/// The PR body: the marker, then the evidence.
+fn pull_request_body(issue: u64, evidence: &str) -> String {
+    format!(
+        "{}\n{}",
+        tracking::pull_request_marker(issue),
+        cap(evidence)
+    )
+}
+
+fn cap(text: &str) -> String {
+    match text.char_indices().nth(BODY_LIMIT) {
+        Some((index, _)) => format!(
+            "{}\n\n[… evidence cut at {BODY_LIMIT} characters; evidence.md in the run directory has it all]",
+            &text[..index]
+        ),
+        None => text.to_owned(),
+    }
+}
+
+/// The epic's children as issues, each filed once (their numbers are kept
+/// in the manifest as they are filed), and a task list on the parent.
+async fn file_children(context: &mut Context<'_>, forge: &dyn Forge) -> anyhow::Result<String> {
+    let children: Children = context
+        .run
+        .read_json(artifact::CHILDREN)?
+        .ok_or_else(|| crate::bad_input!("children.json is missing from the run directory"))?;
+    let parent = context.run.manifest.issue.number;
+    for child in children.children.iter().skip(filed(context)) {
+        let body = format!("{}\n\n_Split from #{parent} by baton._", child.body);
+        let issue = forge.create_issue(&child.title, &body).await?;
+        if let Some(run) = context.run.manifest.forge.as_mut() {
+            run.children.push(issue.number);
+        }
+        // Saved at once: a publish that dies here never files it again.
+        context.run.save()?;
+    }
+    let ticket: Ticket = context
+        .run
+        .read_json(artifact::TICKET)?
+        .ok_or_else(|| crate::bad_input!("ticket.json is missing from the run directory"))?;
+    let numbers = context
+        .run
+        .manifest
+        .forge
+        .as_ref()
+        .map(|run| run.children.clone())
+        .unwrap_or_default();
+    let list: String = numbers
+        .iter()
+        .map(|number| format!("- [ ] #{number}\n"))
+        .collect();
+    let original = ticket
+        .body
+        .split(CHILDREN_MARKER)
+        .next()
+        .unwrap_or_default()
+        .trim_end();
+    forge
+        .update_issue_body(parent, &format!("{original}\n\n{CHILDREN_MARKER}\n{list}"))
+        .await?;
+    Ok(format!("{} child issue(s) filed", numbers.len()))
+}
+
+const CHILDREN_MARKER: &str = "<!-- baton:children -->";
+
+fn filed(context: &Context<'_>) -> usize {
+    context
+        .run
+        .manifest
+        .forge
+        .as_ref()
+        .map_or(0, |run| run.children.len())
 }
 
 /// The issue number and branch come from the ticket (hash-checked with the
@@ -180,14 +337,4 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseResult> 
         ));
     }
     Ok(PhaseResult::Stop(Outcome::Done, "done".into()))
-}
-
-fn append(path: &str, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    writeln!(file, "{text}")?;
-    Ok(())
 }

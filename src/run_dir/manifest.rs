@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::artifact;
-use crate::types::{Budget, Outcome, PhaseName, Route, Spend};
+use crate::types::{Budget, ForgeKind, Outcome, PhaseName, Route, Spend};
 
 pub const SCHEMA: &str = "baton.run/v2";
 
@@ -35,6 +35,9 @@ pub struct Manifest {
     pub ended_by: Option<usize>,
     /// The configuration the run was started with, pinned at intake.
     pub config: ConfigPin,
+    /// Set when a forge event started the run: where baton reports back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge: Option<ForgeRun>,
     /// relative path → sha256 of every file in the run directory but this one.
     pub artifacts: BTreeMap<String, String>,
 }
@@ -44,6 +47,33 @@ pub struct IssueRef {
     pub number: u64,
     pub title: String,
     pub url: String,
+}
+
+/// The forge side of a run started from a forge event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeRun {
+    pub kind: ForgeKind,
+    /// `owner/name`.
+    pub repository: String,
+    /// The tracking comment's id, created at intake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_comment: Option<u64>,
+    /// The CI run that started the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
+    /// The pull request publish opened or updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestRef>,
+    /// Child issues publish filed (epic route).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestRef {
+    pub number: u64,
+    pub url: String,
+    pub draft: bool,
 }
 
 /// Which configuration file a run reads, fixed at intake: later phases read
@@ -249,6 +279,7 @@ impl Manifest {
             reason: None,
             ended_by: None,
             config: ConfigPin::default(),
+            forge: None,
             artifacts: BTreeMap::new(),
         }
     }
