@@ -22,6 +22,9 @@ pub enum EventRequest {
         from_phase: Option<PhaseName>,
         /// How the evidence names the trigger: `issues labeled baton`, ….
         description: String,
+        /// Who caused the event (`sender.login`); intake asks the forge for
+        /// their permission, never trusting the payload's word for it.
+        sender: Option<String>,
     },
     /// Not for baton (another label, another action): exit 0, `skipped=true`.
     Skip(String),
@@ -35,6 +38,13 @@ struct WireIssuesEvent {
     #[serde(default)]
     label: Option<WireLabel>,
     issue: WireIssue,
+    #[serde(default)]
+    sender: Option<WireSender>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireSender {
+    login: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +65,8 @@ struct WireLabel {
 struct WireDispatch {
     #[serde(default)]
     inputs: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    sender: Option<WireSender>,
 }
 
 /// Reads the event file. `label` is `[triggers].label`.
@@ -78,7 +90,8 @@ pub fn read(name: &str, path: &Path, label: &str) -> anyhow::Result<EventRequest
         }
         "workflow_dispatch" => {
             let event: WireDispatch = serde_json::from_str(&text).map_err(unreadable)?;
-            dispatch_event(&event.inputs.unwrap_or_default())
+            let sender = event.sender.map(|sender| sender.login);
+            dispatch_event(&event.inputs.unwrap_or_default(), sender)
         }
         "issue_comment" => Err(bad_input!(
             "an issue_comment event is handled by `baton command`, not by intake"
@@ -91,6 +104,7 @@ pub fn read(name: &str, path: &Path, label: &str) -> anyhow::Result<EventRequest
 
 fn issues_event(event: &WireIssuesEvent, label: &str) -> EventRequest {
     let number = event.issue.number;
+    let sender = event.sender.as_ref().map(|sender| sender.login.clone());
     match event.action.as_str() {
         "labeled" => match &event.label {
             Some(added) if added.name == label => EventRequest::Start {
@@ -98,6 +112,7 @@ fn issues_event(event: &WireIssuesEvent, label: &str) -> EventRequest {
                 route: None,
                 from_phase: None,
                 description: format!("issue #{number} labelled `{label}`"),
+                sender: sender.clone(),
             },
             Some(added) => EventRequest::Skip(format!(
                 "label `{}` is not the trigger label `{label}` ([triggers].label)",
@@ -114,6 +129,7 @@ fn issues_event(event: &WireIssuesEvent, label: &str) -> EventRequest {
                     route: None,
                     from_phase: None,
                     description: format!("issue #{number} labelled `{label}`"),
+                    sender,
                 }
             } else {
                 EventRequest::Skip(format!(
@@ -125,7 +141,10 @@ fn issues_event(event: &WireIssuesEvent, label: &str) -> EventRequest {
     }
 }
 
-fn dispatch_event(inputs: &BTreeMap<String, Value>) -> anyhow::Result<EventRequest> {
+fn dispatch_event(
+    inputs: &BTreeMap<String, Value>,
+    sender: Option<String>,
+) -> anyhow::Result<EventRequest> {
     let input = |name: &str| -> Option<String> {
         match inputs.get(name)? {
             Value::String(text) => Some(text.trim().to_owned()).filter(|text| !text.is_empty()),
@@ -156,6 +175,7 @@ fn dispatch_event(inputs: &BTreeMap<String, Value>) -> anyhow::Result<EventReque
         route,
         from_phase,
         description: format!("workflow_dispatch for issue #{issue}"),
+        sender,
     })
 }
 
@@ -189,9 +209,10 @@ mod tests {
     fn dispatch_inputs_as_strings_or_numbers() {
         let inputs =
             |json: &str| -> BTreeMap<String, Value> { serde_json::from_str(json).unwrap() };
-        let request = dispatch_event(&inputs(
-            r#"{"issue": "12", "route": "chore", "from_phase": ""}"#,
-        ))
+        let request = dispatch_event(
+            &inputs(r#"{"issue": "12", "route": "chore", "from_phase": ""}"#),
+            None,
+        )
         .unwrap();
         assert_eq!(
             request,
@@ -199,15 +220,16 @@ mod tests {
                 issue: 12,
                 route: Some(Route::Chore),
                 from_phase: None,
-                description: "workflow_dispatch for issue #12".into()
+                description: "workflow_dispatch for issue #12".into(),
+                sender: None,
             }
         );
         assert!(matches!(
-            dispatch_event(&inputs(r#"{"issue": 3}"#)).unwrap(),
+            dispatch_event(&inputs(r#"{"issue": 3}"#), None).unwrap(),
             EventRequest::Start { issue: 3, .. }
         ));
-        assert!(dispatch_event(&inputs(r#"{"issue": "twelve"}"#)).is_err());
-        assert!(dispatch_event(&inputs(r#"{"route": "chore"}"#)).is_err());
-        assert!(dispatch_event(&inputs(r#"{"issue": "1", "route": "yolo"}"#)).is_err());
+        assert!(dispatch_event(&inputs(r#"{"issue": "twelve"}"#), None).is_err());
+        assert!(dispatch_event(&inputs(r#"{"route": "chore"}"#), None).is_err());
+        assert!(dispatch_event(&inputs(r#"{"issue": "1", "route": "yolo"}"#), None).is_err());
     }
 }

@@ -42,20 +42,19 @@ pub async fn run(
                     issue,
                     route: asked,
                     description,
+                    sender,
                     ..
                 } => {
+                    if let Some(sender) = sender
+                        && let Some(refusal) =
+                            phases::authorize(&settings.config, issue, &sender).await?
+                    {
+                        return skipped(reporter, &refusal);
+                    }
                     route = route.or(asked);
                     Trigger::Forge { issue, description }
                 }
-                EventRequest::Skip(reason) => {
-                    reporter.line(&format!("· intake    skipped: {reason}"));
-                    crate::ci::Outputs {
-                        skipped: true,
-                        ..crate::ci::Outputs::default()
-                    }
-                    .write()?;
-                    return Ok(ExitStatus::Success);
-                }
+                EventRequest::Skip(reason) => return skipped(reporter, &reason),
             },
         };
         let request = IntakeRequest {
@@ -108,4 +107,15 @@ fn read_event(settings: &Settings) -> anyhow::Result<EventRequest> {
         ));
     };
     event::read(&name, Path::new(&path), &settings.config.triggers.label)
+}
+
+/// An event baton does not act on: exit 0 with `skipped=true`.
+fn skipped(reporter: &dyn Reporter, reason: &str) -> anyhow::Result<ExitStatus> {
+    reporter.line(&format!("· intake    skipped: {reason}"));
+    crate::ci::Outputs {
+        skipped: true,
+        ..crate::ci::Outputs::default()
+    }
+    .write()?;
+    Ok(ExitStatus::Success)
 }

@@ -13,8 +13,8 @@ use tokio::sync::OnceCell;
 
 use super::client::{Client, Method, NoAnswer, Response, Transport, segment};
 use super::{
-    BoxFuture, Comment, Forge, ForgeKind, ForgeSettings, Issue, Permission, PullRequest,
-    PullRequestSpec, Result,
+    BoxFuture, Comment, Forge, ForgeError, ForgeKind, ForgeSettings, Issue, Permission,
+    PullRequest, PullRequestSpec, Result,
 };
 
 /// Forgejo's largest page.
@@ -424,7 +424,9 @@ impl Forge for Forgejo {
         base: &'a str,
     ) -> BoxFuture<'a, Result<Option<PullRequest>>> {
         Box::pin(async move {
-            let path = self.repo_path(&format!("/pulls/{}/{}", segment(base), segment(head)));
+            // The head is the rest of the path and may hold `/` (Forgejo's
+            // route takes it as is); the base is one segment.
+            let path = self.repo_path(&format!("/pulls/{}/{head}", segment(base)));
             let wire: WirePull = match self.client.json(Method::Get, &path, None, true).await {
                 Ok(wire) => wire,
                 Err(error) if error.is_not_found() => return Ok(None),
@@ -503,6 +505,15 @@ impl Forge for Forgejo {
             {
                 Ok(wire) => Ok(wire.into()),
                 Err(error) if error.is_not_found() => Ok(Permission::None),
+                // Forgejo tells only repository admins about other people.
+                Err(ForgeError::Status { status: 403, .. }) => Err(ForgeError::Status {
+                    forge: ForgeKind::Forgejo,
+                    request: format!("GET {path}"),
+                    status: 403,
+                    message: format!(
+                        "Forgejo tells only repository admins what access @{user} has; give baton a repository admin's token in BATON_FORGE_TOKEN (nothing runs until it can check)"
+                    ),
+                }),
                 Err(error) => Err(error),
             }
         })
@@ -536,7 +547,7 @@ impl Forge for Forgejo {
             let mut issues = Vec::new();
             for page in 1.. {
                 let path = self.repo_path(&format!(
-                    "/issues?state=open&type=issues&labels={}&page={page}&limit={LIMIT}",
+                    "/issues?state=open&type=issues&labels={}&sort=oldest&page={page}&limit={LIMIT}",
                     segment(label)
                 ));
                 let batch: Vec<WireIssue> =
@@ -552,8 +563,8 @@ impl Forge for Forgejo {
                     break;
                 }
             }
-            // Forgejo lists newest first and takes no sort here: numbers
-            // grow with creation, so ascending numbers are oldest first.
+            // `sort=oldest` asks for it; numbers grow with creation, so this
+            // holds on servers that ignore it too.
             issues.sort_by_key(|issue| issue.number);
             Ok(issues)
         })

@@ -76,7 +76,13 @@ pub struct GitHub {
 
 impl GitHub {
     pub fn new(settings: &ForgeSettings) -> anyhow::Result<Self> {
+        // The token goes only to the API base's host: octocrab leaves it off
+        // requests to anywhere else.
         let octocrab = Octocrab::builder()
+            .base_uri(settings.api_url.as_str())
+            .map_err(|error| {
+                crate::bad_input!("{} is not a usable API address: {error}", settings.api_url)
+            })?
             .personal_token(settings.token.expose().to_owned())
             .set_connect_timeout(Some(settings.timeout))
             .set_read_timeout(Some(settings.timeout))

@@ -132,3 +132,30 @@ pub async fn finish_labels(forge: &dyn Forge, number: u64, outcome: Outcome) -> 
     forge.add_labels(number, &[outcome_label(outcome)]).await?;
     Ok(())
 }
+
+/// Whether the person behind an event may start a run: write access or
+/// more, asked of the forge. Anyone else gets a short reply on the issue and
+/// nothing runs; the refusal is returned for the job's log.
+pub async fn authorize(
+    config: &crate::config::Config,
+    issue: u64,
+    sender: &str,
+) -> anyhow::Result<Option<String>> {
+    let (_, forge) = connect(config)?;
+    let permission = forge.permission(sender).await?;
+    if permission.can_write() {
+        return Ok(None);
+    }
+    let reason = format!(
+        "@{sender} has {} access to {}; baton starts runs only for people with write access or more",
+        serde_json::to_value(permission)?.as_str().unwrap_or("no"),
+        forge.repository()
+    );
+    forge::create_comment_once(
+        forge.as_ref(),
+        issue,
+        &format!("baton did not start: {reason}."),
+    )
+    .await?;
+    Ok(Some(reason))
+}

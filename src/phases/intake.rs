@@ -41,7 +41,16 @@ pub async fn open_run(
         Trigger::IssueFile(path) => (read_issue_file(path)?, None),
         Trigger::Forge { issue, .. } => {
             let (_, forge) = forge_sync::connect(&settings.config)?;
-            let issue = forge.issue(*issue).await?;
+            let issue = forge.issue(*issue).await.map_err(|error| {
+                if error.is_not_found() {
+                    bad_input!(
+                        "issue #{issue} does not exist in {}: check the event or the dispatch input",
+                        forge.repository()
+                    )
+                } else {
+                    error.into()
+                }
+            })?;
             if issue.is_pull_request {
                 return Err(bad_input!(
                     "#{} is a pull request, not an issue; start a run from its issue",

@@ -5,6 +5,8 @@
 
 mod deliverable;
 mod forge_sync;
+
+pub use forge_sync::authorize;
 mod intake;
 mod prompts;
 mod publish;

@@ -13,6 +13,8 @@ mod architecture;
 mod config;
 mod demo;
 mod e2e;
+mod fake_forge_selftest;
+mod forges;
 mod lifecycle;
 mod models;
 mod providers;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_forge;
 pub mod fake_llm;
 
 use std::path::{Path, PathBuf};
