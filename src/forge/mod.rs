@@ -276,7 +276,8 @@ impl ForgeSettings {
         })
     }
 
-    /// The forge client these settings describe.
+    /// The forge client these settings describe. Call it inside the Tokio
+    /// runtime (octocrab starts its service there).
     pub fn connect(&self) -> anyhow::Result<Box<dyn Forge>> {
         Ok(match self.kind {
             ForgeKind::GitHub => Box::new(github::GitHub::new(self)?),

@@ -525,3 +525,184 @@ fn a_secondary_rate_limit_is_waited_out_and_a_timed_out_post_is_not_repeated() {
     let id = manifest["forge"]["tracking_comment"].as_u64().unwrap();
     assert_eq!(ci.tracking_comments()[0]["id"].as_u64().unwrap(), id);
 }
+
+/// Runs the pipeline with `implement` writing a failing test and a wrong
+/// fix, and no repairs left: the run fails in verify.
+fn failing(ci: &Ci) {
+    let mut script = happy_script();
+    script["implement"] = crate::support::agent(vec![vec![crate::support::write(
+        "lib.sh",
+        "greet() { echo \"hello world\"; }\n",
+    )]]);
+    ci.context.script(&script);
+}
+
+#[test]
+fn an_unfinished_run_keeps_its_work_in_a_draft_or_a_comment() {
+    for flavor in [Flavor::GitHub, Flavor::Forgejo] {
+        let mut ci = Ci::new(flavor, "[budget]\nmax_repairs = 0\n");
+        failing(&ci);
+        let outputs = ci.pipeline();
+        assert_eq!(output(&outputs, "outcome"), "failed", "{outputs}");
+        assert!(
+            ci.origin_branch().is_some(),
+            "{flavor:?}: the work was not pushed"
+        );
+        let pulls = ci.forge.pulls();
+        assert_eq!(pulls.len(), 1);
+        assert_eq!(pulls[0]["draft"], true, "{flavor:?}: {}", pulls[0]);
+        assert!(
+            ci.forge
+                .labels_of(ISSUE)
+                .contains(&"baton:failed".to_owned())
+        );
+        ci.assert_token_nowhere();
+    }
+    let mut ci = Ci::new(
+        Flavor::GitHub,
+        "[budget]\nmax_repairs = 0\n\n[publish]\nunfinished = \"comment\"\n",
+    );
+    failing(&ci);
+    ci.pipeline();
+    assert!(ci.origin_branch().is_some());
+    assert!(ci.forge.pulls().is_empty());
+    assert!(ci.forge.comments(ISSUE).iter().any(|comment| {
+        comment["body"]
+            .as_str()
+            .unwrap()
+            .contains("kept this run's unfinished work (failed) on branch `baton/issue-7`")
+    }));
+}
+
+#[test]
+fn an_epic_files_its_children_once_with_a_task_list_on_the_parent() {
+    for flavor in [Flavor::GitHub, Flavor::Forgejo] {
+        let mut ci = Ci::new(flavor, "");
+        std::fs::write(
+            &ci.event,
+            json!({"inputs": {"issue": "7", "route": "epic"}, "sender": {"login": "alice"}})
+                .to_string(),
+        )
+        .unwrap();
+        let outputs = ci.pipeline();
+        assert_eq!(output(&outputs, "outcome"), "done", "{outputs}");
+        assert_eq!(output(&outputs, "route"), "epic");
+        let parent = ci.forge.issue(ISSUE);
+        let body = parent["body"].as_str().unwrap().to_owned();
+        assert!(body.starts_with("`greet` should say"), "{body}");
+        let children: Vec<u64> = ci.manifest()["forge"]["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|number| number.as_u64().unwrap())
+            .collect();
+        assert_eq!(children.len(), 2);
+        for child in &children {
+            assert!(body.contains(&format!("- [ ] #{child}")), "{body}");
+            assert!(
+                ci.forge.issue(*child)["body"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Split from #7")
+            );
+        }
+        // Publishing again files nothing new.
+        ci.job("publish", &["--force"]).0.assert_code(0);
+        assert!(
+            ci.forge.issue(children[1] + 1).is_null(),
+            "a child was filed twice"
+        );
+        assert!(ci.origin_branch().is_none(), "an epic pushes no branch");
+    }
+}
+
+#[test]
+fn forgejo_label_updated_starts_a_run_only_with_the_trigger_label() {
+    let mut ci = Ci::new(Flavor::Forgejo, "");
+    std::fs::write(
+        &ci.event,
+        include_str!("../fixtures/forgejo-events/issues.label_updated.json"),
+    )
+    .unwrap();
+    let run_dir = ci.context.path().join("labelled-run");
+    let mut command = ci.context.command(&["phase", "intake"]);
+    command
+        .env("FORGEJO_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "issues")
+        .env("GITHUB_EVENT_PATH", &ci.event)
+        .env("GITHUB_REPOSITORY", "octo/repo")
+        .env("GITHUB_API_URL", ci.forge.api_url())
+        .env("BATON_FORGE_TOKEN", TOKEN)
+        .env("BATON_RUN_DIR", &run_dir);
+    Run(command.output().unwrap()).assert_code(0);
+    let manifest = crate::support::read_json(&run_dir.join("manifest.json"));
+    assert_eq!(manifest["issue"]["number"], 7);
+    assert_eq!(manifest["forge"]["kind"], "forgejo");
+    assert_eq!(manifest["trigger"], "issue #7 labelled `baton`");
+    assert!(
+        ci.forge
+            .labels_of(ISSUE)
+            .contains(&"baton:running".to_owned())
+    );
+    // The issue as fetched from the forge, not as the payload said.
+    let ticket = crate::support::read_json(&run_dir.join("ticket.json"));
+    assert_eq!(ticket["untrusted"], true);
+    assert_eq!(ticket["author"], "alice");
+    ci.job = 0;
+}
+
+#[test]
+fn the_forge_clients_page_through_labels_and_dispatch_workflows() {
+    use baton::forge::{ForgeKind, ForgeSettings, client::RetryPolicy};
+    for (flavor, kind, count) in [
+        (Flavor::GitHub, ForgeKind::GitHub, 260),
+        (Flavor::Forgejo, ForgeKind::Forgejo, 120),
+    ] {
+        let forge = FakeForge::start(flavor, "octo", "repo", TOKEN);
+        for number in 1..=count {
+            let labels: &[&str] = if number % 2 == 0 {
+                &["baton:ready"]
+            } else {
+                &[]
+            };
+            forge.add_issue(number, &format!("issue {number}"), "", labels, "alice");
+        }
+        let settings = ForgeSettings {
+            kind,
+            api_url: forge.api_url(),
+            server_url: forge.server_url(),
+            repository: "octo/repo".into(),
+            token: baton::secrets::Secret::new(TOKEN),
+            timeout: std::time::Duration::from_secs(10),
+            policy: RetryPolicy::default(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // octocrab's client starts inside a runtime.
+        let _inside = runtime.enter();
+        let client = settings.connect().unwrap();
+        let issues = runtime.block_on(client.list_issues("baton:ready")).unwrap();
+        assert_eq!(issues.len() as u64, count / 2, "{flavor:?}");
+        assert!(
+            issues
+                .windows(2)
+                .all(|pair| pair[0].number < pair[1].number)
+        );
+        let pages = forge
+            .requests()
+            .iter()
+            .filter(|request| request.path.contains("/issues?"))
+            .count();
+        assert!(pages >= 2, "{flavor:?}: {pages} page(s)");
+        let inputs = [("issue".to_owned(), "4".to_owned())].into_iter().collect();
+        runtime
+            .block_on(client.dispatch_workflow("baton.yml", "main", &inputs))
+            .unwrap();
+        let dispatches = forge.dispatches();
+        assert_eq!(dispatches.len(), 1);
+        assert_eq!(dispatches[0]["inputs"]["issue"], "4");
+        assert_eq!(dispatches[0]["ref"], "main");
+    }
+}
