@@ -126,10 +126,20 @@ pub async fn sync(context: &Context<'_>, note: Option<&str>) {
     }
 }
 
-/// At the end of publish: `baton:running` replaced by `baton:<outcome>`.
+/// At the end of publish: on the issue (or the pull request) whatever
+/// `baton:<state>` label it carries is replaced by `baton:<outcome>`.
 pub async fn finish_labels(forge: &dyn Forge, number: u64, outcome: Outcome) -> anyhow::Result<()> {
-    forge.remove_label(number, RUNNING_LABEL).await?;
-    forge.add_labels(number, &[outcome_label(outcome)]).await?;
+    let current = forge.issue(number).await?.labels;
+    let wanted = outcome_label(outcome);
+    for label in state_labels()
+        .iter()
+        .filter(|label| **label != wanted && current.contains(label))
+    {
+        forge.remove_label(number, label).await?;
+    }
+    if !current.contains(&wanted) {
+        forge.add_labels(number, &[wanted]).await?;
+    }
     Ok(())
 }
 

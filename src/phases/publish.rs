@@ -117,6 +117,7 @@ async fn to_forge(
             {
                 tracing::warn!("could not request reviewers: {error}");
             }
+            forge_sync::finish_labels(forge, pull.number, outcome).await?;
             notes.push(format!(
                 "pull request #{}{}",
                 pull.number,

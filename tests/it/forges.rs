@@ -235,6 +235,8 @@ fn the_whole_route_publishes_one_pull_request(flavor: Flavor) {
         "{pull}"
     );
     assert_eq!(pull["draft"], false, "{pull}");
+    let pull_number = pull["number"].as_u64().unwrap();
+    assert_eq!(ci.forge.labels_of(pull_number), ["baton:done"]);
     assert_eq!(pull["head"]["ref"], "baton/issue-7");
 
     let tracking = ci.tracking_comments();
@@ -551,6 +553,8 @@ fn an_unfinished_run_keeps_its_work_in_a_draft_or_a_comment() {
         let pulls = ci.forge.pulls();
         assert_eq!(pulls.len(), 1);
         assert_eq!(pulls[0]["draft"], true, "{flavor:?}: {}", pulls[0]);
+        let pull_number = pulls[0]["number"].as_u64().unwrap();
+        assert_eq!(ci.forge.labels_of(pull_number), ["baton:failed"]);
         assert!(
             ci.forge
                 .labels_of(ISSUE)
