@@ -108,6 +108,14 @@ impl Source {
         })
     }
 
+    /// Whether `sha` is HEAD or one of its ancestors: a run's base commit
+    /// must be in the history of the checkout a job runs in.
+    pub fn has_in_history(&self, sha: &str) -> anyhow::Result<bool> {
+        let base = self.commit(sha)?.id();
+        let head = Oid::from_str(&self.head_sha()?)?;
+        Ok(head == base || self.repository.graph_descendant_of(head, base)?)
+    }
+
     /// The `origin` remote's URL (what `actions/checkout` set).
     pub fn origin_url(&self) -> anyhow::Result<String> {
         let remote = self.repository.find_remote("origin").map_err(|_| {
@@ -176,6 +184,14 @@ impl Source {
     }
 }
 
+/// The host of a URL (`https://host:port/path`, `user@host:path`); empty for a path.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    host.split(':').next().unwrap_or(host)
+}
+
 pub struct WorkTree {
     directory: tempfile::TempDir,
     repository: Repository,
@@ -234,9 +250,14 @@ impl WorkTree {
         let mut remote = self.repository.remote_anonymous(url)?;
         let mut callbacks = git2::RemoteCallbacks::new();
         let mut asked = false;
-        callbacks.credentials(move |_, _, _| {
-            // Asked again means the token was refused: stop, do not loop.
+        let origin_host = host_of(url).to_owned();
+        callbacks.credentials(move |asking, _, _| {
+            // Only to origin's host (not to wherever a redirect leads), and
+            // once: asked again means the token was refused; do not loop.
             match token {
+                Some(_) if host_of(asking) != origin_host => Err(git2::Error::from_str(
+                    "git asked for credentials for another host than origin's; refused",
+                )),
                 Some(token) if !asked => {
                     asked = true;
                     git2::Cred::userpass_plaintext("x-access-token", token.expose())

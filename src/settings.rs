@@ -196,11 +196,27 @@ impl Settings {
     ) -> anyhow::Result<Self> {
         let repo = resolve_repo(repo)?;
         let pin = &manifest.config;
-        let Some(name) = &pin.path else {
-            return Ok(Self::defaults(repo));
-        };
         let base = &manifest.base_sha;
         let short = &base[..base.len().min(12)];
+        // The manifest is not hashed: in CI its base commit must be in the
+        // history of the job's checkout, so it cannot name a laxer config's.
+        if env::in_ci() && !Source::open(&repo)?.has_in_history(base)? {
+            return Err(bad_input!(
+                "base commit {short} in manifest.json is not in the history of this checkout; the run belongs to another branch or was changed by hand"
+            ));
+        }
+        let Some(name) = &pin.path else {
+            // "No config" must be true at the base commit too.
+            let source = Source::open(&repo)?;
+            for candidate in CONFIG_LOOKUP {
+                if source.read_at(base, candidate)?.is_some() {
+                    return Err(bad_input!(
+                        "manifest.json pins no config, but {candidate} is in base commit {short}; the run directory was changed by hand"
+                    ));
+                }
+            }
+            return Ok(Self::defaults(repo));
+        };
         let (bytes, path, label) = if pin.outside_repository {
             let path = explicit_config
                 .map(Path::to_path_buf)

@@ -65,8 +65,6 @@ struct WireLabel {
 struct WireDispatch {
     #[serde(default)]
     inputs: Option<BTreeMap<String, Value>>,
-    #[serde(default)]
-    sender: Option<WireSender>,
 }
 
 /// Reads the event file. `label` is `[triggers].label`.
@@ -90,8 +88,7 @@ pub fn read(name: &str, path: &Path, label: &str) -> anyhow::Result<EventRequest
         }
         "workflow_dispatch" => {
             let event: WireDispatch = serde_json::from_str(&text).map_err(unreadable)?;
-            let sender = event.sender.map(|sender| sender.login);
-            dispatch_event(&event.inputs.unwrap_or_default(), sender)
+            dispatch_event(&event.inputs.unwrap_or_default())
         }
         "issue_comment" => Err(bad_input!(
             "an issue_comment event is handled by `baton command`, not by intake"
@@ -123,7 +120,20 @@ fn issues_event(event: &WireIssuesEvent, label: &str) -> EventRequest {
         // Forgejo: the payload does not say which label changed; the
         // issue's labels say whether the trigger label is on it now.
         "label_updated" => {
-            if event.issue.labels.iter().any(|each| each.name == label) {
+            // Any label edit sends this, baton's own `baton:<state>` labels
+            // included: an issue that carries one has (had) a run, and only
+            // removing it (or `/baton run`) starts another.
+            if let Some(state) = event
+                .issue
+                .labels
+                .iter()
+                .find(|each| each.name.starts_with("baton:"))
+            {
+                EventRequest::Skip(format!(
+                    "issue #{number} already carries `{}`: a label change does not start another run",
+                    state.name
+                ))
+            } else if event.issue.labels.iter().any(|each| each.name == label) {
                 EventRequest::Start {
                     issue: number,
                     route: None,
@@ -141,10 +151,7 @@ fn issues_event(event: &WireIssuesEvent, label: &str) -> EventRequest {
     }
 }
 
-fn dispatch_event(
-    inputs: &BTreeMap<String, Value>,
-    sender: Option<String>,
-) -> anyhow::Result<EventRequest> {
+fn dispatch_event(inputs: &BTreeMap<String, Value>) -> anyhow::Result<EventRequest> {
     let input = |name: &str| -> Option<String> {
         match inputs.get(name)? {
             Value::String(text) => Some(text.trim().to_owned()).filter(|text| !text.is_empty()),
@@ -175,7 +182,10 @@ fn dispatch_event(
         route,
         from_phase,
         description: format!("workflow_dispatch for issue #{issue}"),
-        sender,
+        // Dispatching a workflow already takes write access, and the
+        // dispatches baton makes itself come from the workflow's bot, which
+        // the permission route would call `none`: nobody to ask about.
+        sender: None,
     })
 }
 
@@ -209,10 +219,9 @@ mod tests {
     fn dispatch_inputs_as_strings_or_numbers() {
         let inputs =
             |json: &str| -> BTreeMap<String, Value> { serde_json::from_str(json).unwrap() };
-        let request = dispatch_event(
-            &inputs(r#"{"issue": "12", "route": "chore", "from_phase": ""}"#),
-            None,
-        )
+        let request = dispatch_event(&inputs(
+            r#"{"issue": "12", "route": "chore", "from_phase": ""}"#,
+        ))
         .unwrap();
         assert_eq!(
             request,
@@ -225,11 +234,11 @@ mod tests {
             }
         );
         assert!(matches!(
-            dispatch_event(&inputs(r#"{"issue": 3}"#), None).unwrap(),
+            dispatch_event(&inputs(r#"{"issue": 3}"#)).unwrap(),
             EventRequest::Start { issue: 3, .. }
         ));
-        assert!(dispatch_event(&inputs(r#"{"issue": "twelve"}"#), None).is_err());
-        assert!(dispatch_event(&inputs(r#"{"route": "chore"}"#), None).is_err());
-        assert!(dispatch_event(&inputs(r#"{"issue": "1", "route": "yolo"}"#), None).is_err());
+        assert!(dispatch_event(&inputs(r#"{"issue": "twelve"}"#)).is_err());
+        assert!(dispatch_event(&inputs(r#"{"route": "chore"}"#)).is_err());
+        assert!(dispatch_event(&inputs(r#"{"issue": "1", "route": "yolo"}"#)).is_err());
     }
 }

@@ -78,8 +78,15 @@ pub async fn run(
             reporter,
             interrupts: &mut interrupts,
         };
-        let report = phases::run_phase(&mut job, name, &run_dir, arguments.force).await?;
-        (run_dir, report)
+        let report = phases::run_phase(&mut job, name, &run_dir, arguments.force).await;
+        if report.is_err() {
+            // A phase that could not finish still tells the job graph where
+            // the run stands (`next` is the same phase again).
+            if let Ok(outputs) = outputs(&run_dir, false) {
+                outputs.write()?;
+            }
+        }
+        (run_dir, report?)
     };
     outputs(&run_dir, matches!(report, PhaseReport::Skipped(_)))?.write()?;
     match report {

@@ -122,8 +122,18 @@ pub fn next(response: &Response, now_epoch: f64) -> Next {
                 "primary rate limit (x-ratelimit-reset)".into(),
             );
         }
-        if status == 429 {
-            return Next::Wait(Duration::from_secs(60), "429 without retry-after".into());
+        // GitHub: "otherwise, wait for at least one minute" (its secondary
+        // limit does not always send retry-after).
+        if status == 429
+            || response
+                .body
+                .to_ascii_lowercase()
+                .contains("secondary rate limit")
+        {
+            return Next::Wait(
+                Duration::from_secs(60),
+                "rate limited without retry-after: waiting a minute".into(),
+            );
         }
         return Next::Fail;
     }
@@ -198,6 +208,7 @@ impl<T: Transport> Client<T> {
                             forge: self.kind,
                             request: format!("{} {path}", method.as_str()),
                             wait_s: wait.as_secs(),
+                            retries,
                         });
                     }
                     // Every wait is said: a person watching the job sees
@@ -322,6 +333,11 @@ mod tests {
             )
         );
         assert_eq!(next(&response(403, &[]), 0.0), Next::Fail);
+        let mut secondary = response(403, &[]);
+        secondary.body = r#"{"message": "You have exceeded a secondary rate limit."}"#.into();
+        assert!(
+            matches!(next(&secondary, 0.0), Next::Wait(wait, _) if wait == Duration::from_secs(60))
+        );
         assert_eq!(next(&response(502, &[]), 0.0), Next::ServerError);
         assert_eq!(next(&response(422, &[]), 0.0), Next::Fail);
     }

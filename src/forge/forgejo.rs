@@ -17,8 +17,26 @@ use super::{
     PullRequest, PullRequestSpec, Result,
 };
 
-/// Forgejo's largest page.
+/// Forgejo's largest page (a server may set a smaller one).
 const LIMIT: usize = 50;
+/// No listing baton needs is longer; a server that never stops paging is cut here.
+const MAX_PAGES: usize = 100;
+
+/// Whether to ask for another page: the last one was not empty, and the
+/// total the server counts (`x-total-count`) is not reached, or, without it,
+/// the page was full.
+fn more_pages(response: &Response, batch: usize, seen: usize, page: usize) -> bool {
+    if batch == 0 || page >= MAX_PAGES {
+        return false;
+    }
+    match response
+        .header("x-total-count")
+        .and_then(|total| total.parse::<usize>().ok())
+    {
+        Some(total) => seen < total,
+        None => batch >= LIMIT,
+    }
+}
 /// How Forgejo marks a draft: a title prefix.
 const DRAFT_PREFIX: &str = "WIP: ";
 const LABEL_COLOR: &str = "#ededed";
@@ -94,8 +112,9 @@ fn without_url(error: reqwest::Error) -> String {
 pub struct Forgejo {
     client: Client<ReqwestTransport>,
     repository: String,
-    /// The token's own login, asked once: comments by it are baton's.
-    login: OnceCell<Option<String>>,
+    /// The token's own login, asked once (a failure is asked again):
+    /// comments by it are baton's.
+    login: OnceCell<String>,
 }
 
 impl Forgejo {
@@ -132,30 +151,55 @@ impl Forgejo {
 
     async fn own_login(&self) -> Option<&str> {
         self.login
-            .get_or_init(|| async {
+            .get_or_try_init(|| async {
                 self.client
                     .json::<WireUser>(Method::Get, "/user", None, true)
                     .await
-                    .ok()
                     .map(|user| user.login)
             })
             .await
-            .as_deref()
+            .ok()
+            .map(String::as_str)
     }
 
     /// Every label of the repository, name → id.
     async fn labels(&self) -> Result<BTreeMap<String, u64>> {
         let mut labels = BTreeMap::new();
-        for page in 1.. {
+        for page in 1..=MAX_PAGES {
             let path = self.repo_path(&format!("/labels?page={page}&limit={LIMIT}"));
-            let batch: Vec<WireLabel> = self.client.json(Method::Get, &path, None, true).await?;
+            let response = self.client.request(Method::Get, &path, None, true).await?;
+            let batch: Vec<WireLabel> = decode(&response, &path)?;
             let count = batch.len();
             labels.extend(batch.into_iter().map(|label| (label.name, label.id)));
-            if count < LIMIT {
+            if !more_pages(&response, count, labels.len(), page) {
                 break;
             }
         }
         Ok(labels)
+    }
+
+    /// The open pull request from `head` into any base, by listing: the
+    /// base/head route may answer with a closed one.
+    async fn open_pull_from(&self, head: &str) -> Result<Option<PullRequest>> {
+        let mut seen = 0;
+        for page in 1..=MAX_PAGES {
+            let path = self.repo_path(&format!("/pulls?state=open&page={page}&limit={LIMIT}"));
+            let response = self.client.request(Method::Get, &path, None, true).await?;
+            let batch: Vec<WirePull> = decode(&response, &path)?;
+            let count = batch.len();
+            seen += count;
+            if let Some(pull) = batch
+                .into_iter()
+                .map(PullRequest::from)
+                .find(|pull| pull.head == head && pull.head_repository == self.repository)
+            {
+                return Ok(Some(pull));
+            }
+            if !more_pages(&response, count, seen, page) {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     async fn comments(&self, number: u64) -> Result<Vec<Comment>> {
@@ -168,8 +212,10 @@ impl Forgejo {
                 let author = comment.user.map(|user| user.login).unwrap_or_default();
                 Comment {
                     id: comment.id,
-                    author_is_bot: login.as_deref() == Some(author.as_str())
-                        || author.ends_with("[bot]"),
+                    from_baton: match &login {
+                        Some(login) => *login == author,
+                        None => author.ends_with("[bot]"),
+                    },
                     author,
                     body: comment.body.unwrap_or_default(),
                     url: comment.html_url,
@@ -177,6 +223,14 @@ impl Forgejo {
             })
             .collect())
     }
+}
+
+fn decode<W: serde::de::DeserializeOwned>(response: &Response, path: &str) -> Result<W> {
+    serde_json::from_str(&response.body).map_err(|error| super::ForgeError::Unreadable {
+        forge: ForgeKind::Forgejo,
+        request: format!("GET {path}"),
+        message: error.to_string(),
+    })
 }
 
 /// `user` in Forgejo's swagger.
@@ -295,11 +349,26 @@ fn is_wip(title: &str) -> bool {
     lower.starts_with("wip:") || lower.starts_with("[wip]")
 }
 
+/// The title Forgejo is sent: `WIP: ` marks a draft, so a title that
+/// starts with a WIP marker of its own loses it (or a `done` PR would be a
+/// draft).
 fn draft_title(spec: &PullRequestSpec) -> String {
+    let mut title = spec.title.trim_start();
+    loop {
+        let lower = title.to_ascii_lowercase();
+        let stripped = if lower.starts_with("wip:") {
+            &title[4..]
+        } else if lower.starts_with("[wip]") {
+            &title[5..]
+        } else {
+            break;
+        };
+        title = stripped.trim_start();
+    }
     if spec.draft {
-        format!("{DRAFT_PREFIX}{}", spec.title)
+        format!("{DRAFT_PREFIX}{title}")
     } else {
-        spec.title.clone()
+        title.to_owned()
     }
 }
 
@@ -400,7 +469,7 @@ impl Forge for Forgejo {
             Ok(Comment {
                 id: wire.id,
                 author: wire.user.map(|user| user.login).unwrap_or_default(),
-                author_is_bot: true,
+                from_baton: true,
                 body: wire.body.unwrap_or_default(),
                 url: wire.html_url,
             })
@@ -434,10 +503,11 @@ impl Forge for Forgejo {
             };
             let open = wire.state.is_empty() || wire.state == "open";
             let pull = PullRequest::from(wire);
-            Ok(
-                (open && pull.head == head && pull.head_repository == self.repository)
-                    .then_some(pull),
-            )
+            if open && pull.head == head && pull.head_repository == self.repository {
+                return Ok(Some(pull));
+            }
+            // A closed one, or a fork's: look through the open ones.
+            self.open_pull_from(head).await
         })
     }
 
@@ -545,21 +615,27 @@ impl Forge for Forgejo {
     fn list_issues<'a>(&'a self, label: &'a str) -> BoxFuture<'a, Result<Vec<Issue>>> {
         Box::pin(async move {
             let mut issues = Vec::new();
-            for page in 1.. {
+            let mut seen = 0;
+            for page in 1..=MAX_PAGES {
+                let filter = if label.is_empty() {
+                    String::new()
+                } else {
+                    format!("&labels={}", segment(label))
+                };
                 let path = self.repo_path(&format!(
-                    "/issues?state=open&type=issues&labels={}&sort=oldest&page={page}&limit={LIMIT}",
-                    segment(label)
+                    "/issues?state=open&type=issues{filter}&sort=oldest&page={page}&limit={LIMIT}"
                 ));
-                let batch: Vec<WireIssue> =
-                    self.client.json(Method::Get, &path, None, true).await?;
+                let response = self.client.request(Method::Get, &path, None, true).await?;
+                let batch: Vec<WireIssue> = decode(&response, &path)?;
                 let count = batch.len();
+                seen += count;
                 issues.extend(
                     batch
                         .into_iter()
                         .map(Issue::from)
                         .filter(|issue| !issue.is_pull_request),
                 );
-                if count < LIMIT {
+                if !more_pages(&response, count, seen, page) {
                     break;
                 }
             }
@@ -604,6 +680,12 @@ mod tests {
             draft: true,
         };
         assert_eq!(draft_title(&spec), "WIP: Greet the world");
+        let ready = PullRequestSpec {
+            title: "[WIP] wip: Greet".into(),
+            draft: false,
+            ..spec
+        };
+        assert_eq!(draft_title(&ready), "Greet");
         assert!(is_wip("WIP: x") && is_wip("[WIP] x") && !is_wip("Wipe x"));
     }
 

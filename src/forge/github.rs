@@ -16,6 +16,8 @@ use super::{
 };
 
 const PAGE: usize = 100;
+/// No listing baton needs is longer; a `Link: next` that never ends is cut here.
+const MAX_PAGES: usize = 100;
 
 struct OctocrabTransport {
     octocrab: Octocrab,
@@ -72,14 +74,19 @@ pub struct GitHub {
     client: Client<OctocrabTransport>,
     repository: String,
     graphql_url: String,
+    /// The token's login, when GitHub tells it (asked again after a failure).
+    login: tokio::sync::OnceCell<String>,
 }
 
 impl GitHub {
     pub fn new(settings: &ForgeSettings) -> anyhow::Result<Self> {
         // The token goes only to the API base's host: octocrab leaves it off
-        // requests to anywhere else.
+        // requests to anywhere else. Only scheme and host: octocrab puts a
+        // base path in front of every path, and GraphQL on GitHub Enterprise
+        // lives beside /api/v3, not under it. Requests carry absolute URLs.
+        let origin = origin_of(&settings.api_url);
         let octocrab = Octocrab::builder()
-            .base_uri(settings.api_url.as_str())
+            .base_uri(origin.as_str())
             .map_err(|error| {
                 crate::bad_input!("{} is not a usable API address: {error}", settings.api_url)
             })?
@@ -105,6 +112,7 @@ impl GitHub {
             },
             repository: settings.repository.clone(),
             graphql_url,
+            login: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -112,16 +120,31 @@ impl GitHub {
         format!("/repos/{}{rest}", self.repository)
     }
 
+    /// `GET /user`: answers for a personal token, refuses an Actions token.
+    async fn own_login(&self) -> Option<&str> {
+        self.login
+            .get_or_try_init(|| async {
+                self.client
+                    .json::<WireUser>(Method::Get, "/user", None, true)
+                    .await
+                    .map(|user| user.login)
+            })
+            .await
+            .ok()
+            .map(String::as_str)
+    }
+
     async fn comments(&self, number: u64) -> Result<Vec<Comment>> {
         let mut comments = Vec::new();
-        for page in 1.. {
+        for page in 1..=MAX_PAGES {
             let path = self.repo_path(&format!(
                 "/issues/{number}/comments?per_page={PAGE}&page={page}"
             ));
             let response = self.client.request(Method::Get, &path, None, true).await?;
             let batch: Vec<WireComment> = decode(&response, &path)?;
             let more = has_next(&response, batch.len());
-            comments.extend(batch.into_iter().map(Comment::from));
+            let login = self.own_login().await;
+            comments.extend(batch.into_iter().map(|wire| wire.into_comment(login)));
             if !more {
                 break;
             }
@@ -148,6 +171,17 @@ impl GitHub {
             });
         }
         Ok(())
+    }
+}
+
+/// `https://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split('/').next().unwrap_or(rest);
+            format!("{scheme}://{host}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -230,14 +264,21 @@ struct WireComment {
     user: Option<WireUser>,
 }
 
-impl From<WireComment> for Comment {
-    fn from(wire: WireComment) -> Self {
-        Self {
-            id: wire.id,
-            author_is_bot: wire.user.as_ref().is_some_and(WireUser::is_bot),
-            author: wire.user.map(|user| user.login).unwrap_or_default(),
-            body: wire.body.unwrap_or_default(),
-            url: wire.html_url,
+impl WireComment {
+    /// `own_login`: the token's login when GitHub told it (a personal
+    /// token); an Actions token may not ask, and its comments are a bot's.
+    fn into_comment(self, own_login: Option<&str>) -> Comment {
+        let from_baton = match (own_login, &self.user) {
+            (Some(login), Some(user)) => user.login == login,
+            (None, Some(user)) => user.is_bot(),
+            (_, None) => false,
+        };
+        Comment {
+            id: self.id,
+            from_baton,
+            author: self.user.map(|user| user.login).unwrap_or_default(),
+            body: self.body.unwrap_or_default(),
+            url: self.html_url,
         }
     }
 }
@@ -381,7 +422,9 @@ impl Forge for GitHub {
                 .client
                 .json(Method::Post, &path, Some(&payload), false)
                 .await?;
-            Ok(wire.into())
+            let mut comment = wire.into_comment(None);
+            comment.from_baton = true;
+            Ok(comment)
         })
     }
 
@@ -397,18 +440,18 @@ impl Forge for GitHub {
         })
     }
 
+    /// Any base: a person may have retargeted the pull request.
     fn find_pull_request<'a>(
         &'a self,
         head: &'a str,
-        base: &'a str,
+        _base: &'a str,
     ) -> BoxFuture<'a, Result<Option<PullRequest>>> {
         Box::pin(async move {
             let owner = self.repository.split('/').next().unwrap_or_default();
             let path = self.repo_path(&format!(
-                "/pulls?state=open&head={}:{}&base={}&per_page={PAGE}",
+                "/pulls?state=open&head={}:{}&per_page={PAGE}",
                 segment(owner),
-                segment(head),
-                segment(base)
+                segment(head)
             ));
             let pulls: Vec<WirePull> = self.client.json(Method::Get, &path, None, true).await?;
             // Only a branch of this repository: a fork's PR never counts,
@@ -528,10 +571,14 @@ impl Forge for GitHub {
     fn list_issues<'a>(&'a self, label: &'a str) -> BoxFuture<'a, Result<Vec<Issue>>> {
         Box::pin(async move {
             let mut issues = Vec::new();
-            for page in 1.. {
+            for page in 1..=MAX_PAGES {
+                let filter = if label.is_empty() {
+                    String::new()
+                } else {
+                    format!("&labels={}", segment(label))
+                };
                 let path = self.repo_path(&format!(
-                    "/issues?state=open&labels={}&sort=created&direction=asc&per_page={PAGE}&page={page}",
-                    segment(label)
+                    "/issues?state=open{filter}&sort=created&direction=asc&per_page={PAGE}&page={page}"
                 ));
                 let response = self.client.request(Method::Get, &path, None, true).await?;
                 let batch: Vec<WireIssue> = decode(&response, &path)?;
@@ -574,6 +621,15 @@ impl Forge for GitHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_base_uri_is_scheme_and_host() {
+        assert_eq!(
+            origin_of("https://ghe.example/api/v3"),
+            "https://ghe.example"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
 
     #[test]
     fn permission_strings_as_github_answers_them() {

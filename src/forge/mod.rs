@@ -42,8 +42,10 @@ pub struct Issue {
 pub struct Comment {
     pub id: u64,
     pub author: String,
-    /// A bot or app account (GitHub's `type: Bot`, a `[bot]` login).
-    pub author_is_bot: bool,
+    /// Written with baton's own token: its author is the token's login when
+    /// the forge tells it (`GET /user`), else (a GitHub Actions token, which
+    /// may not ask) a bot account.
+    pub from_baton: bool,
     pub body: String,
     pub url: String,
 }
@@ -109,12 +111,13 @@ pub enum ForgeError {
         reason: String,
     },
     #[error(
-        "{forge} API {request}: rate limited for {wait_s} s, longer than baton waits ([forge].max_wait_s); run the job again later"
+        "{forge} API {request}: still rate limited after {retries} wait(s) (the next would be {wait_s} s; baton waits at most [forge].max_wait_s each time); run the job again later"
     )]
     RateLimited {
         forge: ForgeKind,
         request: String,
         wait_s: u64,
+        retries: u32,
     },
     #[error("{forge} API {request}: unreadable answer: {message}")]
     Unreadable {
@@ -286,17 +289,12 @@ impl ForgeSettings {
     }
 }
 
-/// Finds the comment that starts with `marker` and was written by a bot (the
-/// workflow's token), so a person who pastes the marker cannot take it over.
-pub fn find_marked<'a>(
-    comments: &'a [Comment],
-    marker: &str,
-    author: Option<&str>,
-) -> Option<&'a Comment> {
-    comments.iter().find(|comment| {
-        comment.body.trim_start().starts_with(marker)
-            && author.map_or(comment.author_is_bot, |author| comment.author == author)
-    })
+/// Finds the comment that starts with `marker` and was written with baton's
+/// token, so a person who pastes the marker cannot take it over.
+pub fn find_marked<'a>(comments: &'a [Comment], marker: &str) -> Option<&'a Comment> {
+    comments
+        .iter()
+        .find(|comment| comment.from_baton && comment.body.trim_start().starts_with(marker))
 }
 
 /// Creates a comment; when the forge did not answer, looks for it before
@@ -344,11 +342,11 @@ pub async fn create_pull_request_once(
 mod tests {
     use super::*;
 
-    fn comment(body: &str, author: &str, bot: bool) -> Comment {
+    fn comment(body: &str, author: &str, from_baton: bool) -> Comment {
         Comment {
             id: 1,
             author: author.into(),
-            author_is_bot: bot,
+            from_baton,
             body: body.into(),
             url: String::new(),
         }
@@ -360,10 +358,8 @@ mod tests {
             comment("<!-- baton:tracking -->\nfake", "mallory", false),
             comment("<!-- baton:tracking -->\nreal", "github-actions[bot]", true),
         ];
-        let found = find_marked(&comments, "<!-- baton:tracking -->", None).unwrap();
+        let found = find_marked(&comments, "<!-- baton:tracking -->").unwrap();
         assert!(found.body.ends_with("real"));
-        let found = find_marked(&comments, "<!-- baton:tracking -->", Some("mallory")).unwrap();
-        assert!(found.body.ends_with("fake"));
     }
 
     #[test]

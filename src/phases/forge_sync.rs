@@ -55,7 +55,7 @@ pub fn ticket_from(issue: &Issue) -> Ticket {
         comments: issue
             .comments
             .iter()
-            .filter(|comment| !(comment.author_is_bot && comment.body.contains(tracking::MARKER)))
+            .filter(|comment| !(comment.from_baton && comment.body.contains(tracking::MARKER)))
             .map(|comment| Comment {
                 author: comment.author.clone(),
                 body: comment.body.clone(),
@@ -73,7 +73,7 @@ pub async fn start(
 ) -> anyhow::Result<()> {
     let run_url = crate::ci::run_url();
     let body = tracking::render(manifest, run_url.as_deref(), None);
-    let comment = match forge::find_marked(&issue.comments, tracking::MARKER, None) {
+    let comment = match forge::find_marked(&issue.comments, tracking::MARKER) {
         Some(existing) => {
             forge.update_comment(existing.id, &body).await?;
             existing.id

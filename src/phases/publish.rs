@@ -32,7 +32,13 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         PhaseResult::Stop(outcome, _) => *outcome,
         _ => context.run.manifest.outcome,
     };
-    // The evidence shows the outcome publish is about to record.
+    // The evidence shows the outcome publish is about to record; if the
+    // forge side then fails, the outcome goes back to what it was, so the
+    // job fails (exit 2) and a rerun of publish tries again.
+    let before = (
+        context.run.manifest.outcome,
+        context.run.manifest.reason.clone(),
+    );
     if let PhaseResult::Stop(outcome, reason) = &end {
         context.run.manifest.outcome = *outcome;
         context.run.manifest.reason = (*outcome != Outcome::Done).then(|| reason.clone());
@@ -44,7 +50,13 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         .unwrap_or_default();
     crate::ci::step_summary(&markdown)?;
     let note = if context.run.manifest.forge.is_some() {
-        to_forge(context, &config, outcome, &markdown).await?
+        match to_forge(context, &config, outcome, &markdown).await {
+            Ok(note) => note,
+            Err(error) => {
+                (context.run.manifest.outcome, context.run.manifest.reason) = before;
+                return Err(error);
+            }
+        }
     } else {
         match context.run.manifest.route {
             _ if outcome != Outcome::Done => format!("outcome {outcome}; evidence written"),
@@ -54,6 +66,28 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     };
     context.record().note = Some(note);
     Ok(end)
+}
+
+/// Why the patch must not leave the run directory, whatever the outcome
+/// says: the policy (scope, protected files, secrets) re-run on the patch
+/// itself, and, once verify ran, the patch must be the one it checked.
+fn push_refusal(context: &Context<'_>, config: &Config) -> anyhow::Result<Option<String>> {
+    let patch = context.patch()?;
+    let changes = crate::patch::parse(&patch);
+    let plan = context.plan()?;
+    let verdict = super::policy_verdict(context, config, &changes, plan.as_ref());
+    if !verdict.is_clean() {
+        return Ok(Some(format!("policy violation: {}", verdict.summary())));
+    }
+    let verify: Option<VerifyRecord> = context.run.read_json(artifact::VERIFY)?;
+    if let Some(verify) = verify
+        && verify.patch_sha256 != sha256_hex(patch.as_bytes())
+    {
+        return Ok(Some(
+            "changes.patch is not the patch verify checked".to_owned(),
+        ));
+    }
+    Ok(None)
 }
 
 /// The forge side of publish. A rejected patch is never pushed; any other
@@ -71,8 +105,15 @@ async fn to_forge(
     let number = context.run.manifest.issue.number;
     let branch = context.run.manifest.branch.clone();
     let mut notes = Vec::new();
-    if outcome == Outcome::Rejected {
-        notes.push("rejected: nothing was pushed".to_owned());
+    // Checked for every outcome: a run directory that says `failed` is as
+    // untrusted as one that says `running`.
+    let refusal = if outcome == Outcome::Rejected {
+        Some("rejected".to_owned())
+    } else {
+        push_refusal(context, config)?
+    };
+    if let Some(refusal) = refusal {
+        notes.push(format!("{refusal}: nothing was pushed"));
     } else if context.run.manifest.route == Route::Epic {
         if outcome == Outcome::Done {
             notes.push(file_children(context, forge).await?);
@@ -132,10 +173,16 @@ async fn to_forge(
             }
         } else {
             let body = format!(
-                "baton kept this run's unfinished work ({outcome}) on branch `{branch}`; no pull request was opened.\n\n{}",
+                "{UNFINISHED_MARKER}\nbaton kept this run's unfinished work ({outcome}) on branch `{branch}`; no pull request was opened.\n\n{}",
                 cap(evidence)
             );
-            forge::create_comment_once(forge, number, &body).await?;
+            let comments = forge.issue(number).await?.comments;
+            match forge::find_marked(&comments, UNFINISHED_MARKER) {
+                Some(existing) => forge.update_comment(existing.id, &body).await?,
+                None => {
+                    forge::create_comment_once(forge, number, &body).await?;
+                }
+            }
             notes.push("unfinished work kept on the branch; see the issue comment".to_owned());
         }
     }
@@ -170,19 +217,32 @@ async fn file_children(context: &mut Context<'_>, forge: &dyn Forge) -> anyhow::
         .read_json(artifact::CHILDREN)?
         .ok_or_else(|| crate::bad_input!("children.json is missing from the run directory"))?;
     let parent = context.run.manifest.issue.number;
-    for child in children.children.iter().skip(filed(context)) {
-        let body = format!("{}\n\n_Split from #{parent} by baton._", child.body);
-        let issue = forge.create_issue(&child.title, &body).await?;
+    for (index, child) in children.children.iter().enumerate().skip(filed(context)) {
+        let marker = child_marker(parent, index);
+        let body = format!(
+            "{}\n\n_Split from #{parent} by baton._\n{marker}",
+            child.body
+        );
+        let number = match forge.create_issue(&child.title, &body).await {
+            Ok(issue) => issue.number,
+            Err(error) if error.is_no_answer() => {
+                tracing::warn!("{error}; looking for the child before filing it again");
+                let open = forge.list_issues("").await?;
+                match open.iter().find(|issue| issue.body.contains(&marker)) {
+                    Some(issue) => issue.number,
+                    None => forge.create_issue(&child.title, &body).await?.number,
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
         if let Some(run) = context.run.manifest.forge.as_mut() {
-            run.children.push(issue.number);
+            run.children.push(number);
         }
         // Saved at once: a publish that dies here never files it again.
         context.run.save()?;
     }
-    let ticket: Ticket = context
-        .run
-        .read_json(artifact::TICKET)?
-        .ok_or_else(|| crate::bad_input!("ticket.json is missing from the run directory"))?;
+    // The parent as it is now: people may have edited it during the run.
+    let current = forge.issue(parent).await?.body;
     let numbers = context
         .run
         .manifest
@@ -194,8 +254,7 @@ async fn file_children(context: &mut Context<'_>, forge: &dyn Forge) -> anyhow::
         .iter()
         .map(|number| format!("- [ ] #{number}\n"))
         .collect();
-    let original = ticket
-        .body
+    let original = current
         .split(CHILDREN_MARKER)
         .next()
         .unwrap_or_default()
@@ -207,6 +266,14 @@ async fn file_children(context: &mut Context<'_>, forge: &dyn Forge) -> anyhow::
 }
 
 const CHILDREN_MARKER: &str = "<!-- baton:children -->";
+/// The first line of the comment that keeps an unfinished run's work.
+const UNFINISHED_MARKER: &str = "<!-- baton:unfinished -->";
+
+/// The hidden line that names a child issue: found again after a create
+/// that got no answer.
+fn child_marker(parent: u64, index: usize) -> String {
+    format!("<!-- baton:child={parent}/{index} -->")
+}
 
 fn filed(context: &Context<'_>) -> usize {
     context

@@ -20,6 +20,7 @@ struct Ci {
     flavor: Flavor,
     origin: PathBuf,
     event: PathBuf,
+    event_name: &'static str,
     job: usize,
     /// The run directory the last job uploaded.
     artifact: Option<PathBuf>,
@@ -52,12 +53,27 @@ impl Ci {
             flavor,
             origin,
             event,
+            event_name: "workflow_dispatch",
             job: 0,
             artifact: None,
             printed: String::new(),
         };
         ci.dispatch_event("alice");
         ci
+    }
+
+    /// The trigger label added by `sender` (GitHub's `labeled`, Forgejo's
+    /// `label_updated`).
+    fn labeled_event(&mut self, sender: &str) {
+        let action = match self.flavor {
+            Flavor::GitHub => json!({"action": "labeled", "label": {"name": "baton"}}),
+            Flavor::Forgejo => json!({"action": "label_updated"}),
+        };
+        let mut event = action;
+        event["issue"] = json!({"number": ISSUE, "labels": [{"name": "baton"}]});
+        event["sender"] = json!({"login": sender});
+        std::fs::write(&self.event, event.to_string()).unwrap();
+        self.event_name = "issues";
     }
 
     fn dispatch_event(&self, sender: &str) {
@@ -94,7 +110,7 @@ impl Ci {
         command
             .current_dir(&checkout)
             .env("CI", "true")
-            .env("GITHUB_EVENT_NAME", "workflow_dispatch")
+            .env("GITHUB_EVENT_NAME", self.event_name)
             .env("GITHUB_EVENT_PATH", &self.event)
             .env("GITHUB_REPOSITORY", "octo/repo")
             .env("GITHUB_API_URL", self.forge.api_url())
@@ -410,7 +426,7 @@ fn only_people_with_write_access_start_a_run() {
     for (flavor, permission, allowed) in cases {
         let mut ci = Ci::new(flavor, "");
         ci.forge.set_permission("bob", permission);
-        ci.dispatch_event("bob");
+        ci.labeled_event("bob");
         let (run, outputs) = ci.job("intake", &[]);
         run.assert_code(0);
         let label = format!("{flavor:?} {permission}");
@@ -441,6 +457,24 @@ fn only_people_with_write_access_start_a_run() {
             );
         }
     }
+}
+
+#[test]
+fn a_dispatch_from_the_workflow_bot_starts_a_run() {
+    // What `baton sweep` and `/baton run` send: the permission route would
+    // answer `none` for the bot, and dispatching already takes write access.
+    let mut ci = Ci::new(Flavor::GitHub, "");
+    ci.dispatch_event("github-actions[bot]");
+    let (run, outputs) = ci.job("intake", &[]);
+    run.assert_code(0);
+    assert_eq!(output(&outputs, "skipped"), "false", "{}", run.stderr());
+    assert!(
+        !ci.forge
+            .requests()
+            .iter()
+            .any(|request| request.path.contains("/permission")),
+        "a dispatch asked for permission"
+    );
 }
 
 #[test]
@@ -709,4 +743,71 @@ fn the_forge_clients_page_through_labels_and_dispatch_workflows() {
         assert_eq!(dispatches[0]["inputs"]["issue"], "4");
         assert_eq!(dispatches[0]["ref"], "main");
     }
+}
+
+#[test]
+fn an_ended_run_with_a_tampered_patch_is_not_pushed_either() {
+    let mut ci = Ci::new(Flavor::GitHub, "[budget]\nmax_repairs = 0\n");
+    failing(&ci);
+    let (run, mut outputs) = ci.job("intake", &[]);
+    run.assert_code(0);
+    while output(&outputs, "next") != "publish" {
+        let next = output(&outputs, "next");
+        let (_, next_outputs) = ci.job(&next, &[]);
+        outputs = next_outputs;
+    }
+    assert_eq!(output(&outputs, "outcome"), "failed");
+    // The run says `failed`, so publish does not judge it: the patch is
+    // still checked before anything leaves.
+    rewrite(
+        ci.artifact.as_ref().unwrap(),
+        "changes.patch",
+        DENIED_PATCH,
+        true,
+    );
+    let (run, _) = ci.job("publish", &[]);
+    run.assert_code(1);
+    assert!(ci.origin_branch().is_none(), "a denied patch was pushed");
+    assert!(ci.forge.pulls().is_empty());
+    let manifest = ci.manifest();
+    let note = manifest["phases"].as_array().unwrap().last().unwrap()["note"].clone();
+    assert!(
+        note.as_str().unwrap().contains("nothing was pushed"),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_pull_request_the_forge_refuses_fails_publish_and_a_rerun_opens_it() {
+    let mut ci = Ci::new(Flavor::GitHub, "");
+    ci.forge.fault(Fault {
+        method: "POST".into(),
+        path_contains: "/repos/octo/repo/pulls".into(),
+        status: 403,
+        body: json!({"message": "GitHub Actions is not permitted to create or approve pull requests."}).to_string(),
+        times: 1,
+        ..Fault::default()
+    });
+    let (run, mut outputs) = ci.job("intake", &[]);
+    run.assert_code(0);
+    while output(&outputs, "next") != "publish" {
+        let next = output(&outputs, "next");
+        let (_, next_outputs) = ci.job(&next, &[]);
+        outputs = next_outputs;
+    }
+    let (run, outputs) = ci.job("publish", &[]);
+    run.assert_code(2);
+    assert!(
+        run.stderr().contains("not permitted to create"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(output(&outputs, "outcome"), "running");
+    assert_eq!(output(&outputs, "next"), "publish");
+    assert!(ci.forge.pulls().is_empty());
+    let (run, outputs) = ci.job("publish", &[]);
+    run.assert_code(0);
+    assert_eq!(output(&outputs, "outcome"), "done");
+    assert_eq!(ci.forge.pulls().len(), 1);
+    assert_eq!(ci.tracking_comments().len(), 1);
 }

@@ -765,6 +765,7 @@ fn route(state: &mut State, request: &Request) -> Reply {
             .map(|segment| percent_decode(segment, false))
             .collect();
         match segments.as_slice() {
+            [user] if user == "user" && request.method == "GET" => authenticated_user(state),
             [first, owner, repo, rest @ ..]
                 if first == "repos"
                     && owner.eq_ignore_ascii_case(&state.owner)
@@ -783,6 +784,16 @@ fn route(state: &mut State, request: &Request) -> Reply {
         reply.headers.extend(github_rate_headers());
     }
     reply
+}
+
+/// `GET /user` (GitHub `users/get-authenticated`, Forgejo `userGetCurrent`):
+/// the token's user. GitHub refuses it to an Actions installation token
+/// (a Bot): 403 "Resource not accessible by integration".
+fn authenticated_user(state: &State) -> Reply {
+    if state.flavor == Flavor::GitHub && state.token_bot {
+        return state.error(403, "Resource not accessible by integration");
+    }
+    json_reply(200, &state.user_json(&state.token_user, state.token_bot))
 }
 
 /// GitHub: `Authorization: Bearer <token>` or `token <token>`. Forgejo takes
