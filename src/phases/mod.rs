@@ -408,9 +408,11 @@ async fn conclude_phase(context: &mut Context<'_>, ended: Ended) -> anyhow::Resu
     let interrupted = matches!(result, PhaseResult::Interrupted(_));
     let elapsed = context.started.elapsed().as_secs_f64();
     let note = match &result {
-        PhaseResult::Stop(_, reason) | PhaseResult::Error(reason) => {
+        // A `done` keeps the note the phase wrote (publish names its PR).
+        PhaseResult::Stop(outcome, reason) if *outcome != Outcome::Done => {
             Some(context.run.portable(reason))
         }
+        PhaseResult::Error(reason) => Some(context.run.portable(reason)),
         _ => None,
     };
     let record = context.record();
