@@ -138,6 +138,11 @@ impl Redactor {
         self
     }
 
+    /// The secret values held (for a CI runner's `::add-mask::`).
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.values.iter().map(|(_, value)| value.as_str())
+    }
+
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut output = self.redact_values(text);
         for (name, pattern) in &self.patterns {

@@ -34,6 +34,8 @@ pub mod env {
     pub const NO_COLOR: &str = "NO_COLOR";
     /// Set to `true` by GitHub, Forgejo and most CI systems.
     pub const CI: &str = "CI";
+    /// `true` on a GitHub Actions runner (and on Forgejo's, which mirrors it).
+    pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
 
     /// Whether baton runs in CI, where a config outside the repository is refused.
     pub fn in_ci() -> bool {

@@ -7,7 +7,9 @@ pub mod event;
 
 use std::io::Write;
 
+use crate::run_dir::manifest::Manifest;
 use crate::settings::env;
+use crate::types::PhaseName;
 
 /// The outputs every `baton phase` step sets (SPEC §9).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,6 +76,31 @@ fn append(variable: &str, text: &str) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("cannot write ${variable} ({path}): {error}"))
 }
 
+/// A phase's few lines in the step summary: how the run stands, what it has
+/// cost so far and what runs next. (publish writes the whole evidence.)
+pub fn phase_summary(manifest: &Manifest, phase: PhaseName, next: Option<PhaseName>) -> String {
+    let record = manifest
+        .phases
+        .iter()
+        .rev()
+        .find(|record| record.name == phase);
+    let status = record.map_or("not run", |record| record.status.as_str());
+    let note = record
+        .and_then(|record| record.note.as_deref())
+        .map(|note| format!(" — {}", note.lines().next().unwrap_or_default()))
+        .unwrap_or_default();
+    let spent = manifest.spent();
+    format!(
+        "#### baton · {phase}: {status}{note}\n\n| issue | route | outcome | cost so far | next |\n| --- | --- | --- | --- | --- |\n| #{} | {} | {} | ${:.4} ({} tokens) | {} |\n",
+        manifest.issue.number,
+        manifest.route,
+        manifest.outcome,
+        spent.cost_usd,
+        spent.tokens(),
+        next.map_or_else(|| "—".to_owned(), |next| format!("`{next}`"))
+    )
+}
+
 /// The link to the CI run: `GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID`.
 pub fn run_url() -> Option<String> {
     Some(format!(
@@ -87,6 +114,25 @@ pub fn run_url() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phase_summary_says_where_the_run_stands() {
+        let mut manifest = Manifest::for_tests(crate::types::Route::Chore);
+        let mut record = crate::run_dir::manifest::PhaseRecord::started(PhaseName::Plan, None);
+        record.status = crate::run_dir::manifest::PhaseStatus::Done;
+        record.note = Some("3 steps".into());
+        record.cost_usd = 0.5;
+        manifest.phases.push(record);
+        let summary = phase_summary(&manifest, PhaseName::Plan, Some(PhaseName::Implement));
+        assert!(
+            summary.starts_with("#### baton · plan: done — 3 steps"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("| #1 | chore | running | $0.5000 (0 tokens) | `implement` |"),
+            "{summary}"
+        );
+    }
 
     #[test]
     fn outputs_are_one_line_each() {

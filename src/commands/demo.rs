@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::{conclude, drive, interrupts};
+use super::{conclude, drive, interrupts, protect};
 use crate::bad_input;
 use crate::cli::DemoArgs;
 use crate::error::ExitStatus;
@@ -90,7 +90,7 @@ pub async fn run(reporter: &dyn Reporter, arguments: &DemoArgs) -> anyhow::Resul
         Some(&layout.project.join("baton.toml")),
         Some(&layout.project),
     )?;
-    settings.install_redactor();
+    protect(&settings, reporter);
     let request = IntakeRequest {
         trigger: Trigger::IssueFile(layout.issue.clone()),
         run_dir: Some(layout.run_dir.clone()),

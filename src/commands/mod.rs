@@ -18,20 +18,30 @@ use crate::pipeline::machine;
 use crate::report::Reporter;
 use crate::run_dir::RunDir;
 use crate::run_dir::artifact;
-use crate::settings::env;
+use crate::settings::{Settings, env};
 use crate::types::{Outcome, Route};
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
-    let reporter = crate::report::Terminal;
+    let reporter = crate::report::for_environment();
+    let reporter = reporter.as_ref();
     match cli.command {
-        Command::Demo(arguments) => demo::run(&reporter, &arguments).await,
-        Command::Run(arguments) => run::run(&reporter, cli.config.as_deref(), arguments).await,
-        Command::Phase(arguments) => phase::run(&reporter, cli.config.as_deref(), arguments).await,
-        Command::Status(arguments) => status::run(&reporter, arguments),
+        Command::Demo(arguments) => demo::run(reporter, &arguments).await,
+        Command::Run(arguments) => run::run(reporter, cli.config.as_deref(), arguments).await,
+        Command::Phase(arguments) => phase::run(reporter, cli.config.as_deref(), arguments).await,
+        Command::Status(arguments) => status::run(reporter, arguments),
         Command::Config {
             command: ConfigCommand::Check,
-        } => config::check(&reporter, cli.config.as_deref()),
+        } => config::check(reporter, cli.config.as_deref()),
     }
+}
+
+/// Installs the redactor for these settings and tells the reporter which
+/// values it must keep out of sight (a runner masks them in its logs).
+fn protect(settings: &Settings, reporter: &dyn Reporter) {
+    settings.install_redactor();
+    let redactor = crate::secrets::global();
+    let values: Vec<&str> = redactor.values().collect();
+    reporter.protect(&values);
 }
 
 /// `--run-dir`, else `$BATON_RUN_DIR`.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{conclude, interrupts, outputs, parse_route, require_run_dir, run_dir_or_env};
+use super::{conclude, interrupts, outputs, parse_route, protect, require_run_dir, run_dir_or_env};
 use crate::ci::event::{self, EventRequest};
 use crate::cli::PhaseArgs;
 use crate::error::ExitStatus;
@@ -33,7 +33,7 @@ pub async fn run(
     let mut interrupts = interrupts()?;
     let (run_dir, report) = if name == PhaseName::Intake {
         let settings = Settings::resolve(config, repo)?;
-        settings.install_redactor();
+        protect(&settings, reporter);
         let mut route = parse_route(arguments.route.as_deref())?;
         let trigger = match arguments.issue_file {
             Some(issue_file) => Trigger::IssueFile(issue_file),
@@ -72,7 +72,7 @@ pub async fn run(
         let run_dir = require_run_dir(arguments.target.run_dir)?;
         let manifest = RunDir::open(&run_dir)?.manifest;
         let settings = Settings::pinned(config, repo, &manifest)?;
-        settings.install_redactor();
+        protect(&settings, reporter);
         let mut job = Job {
             settings: &settings,
             reporter,
@@ -89,6 +89,13 @@ pub async fn run(
         (run_dir, report?)
     };
     outputs(&run_dir, matches!(report, PhaseReport::Skipped(_)))?.write()?;
+    if name != PhaseName::Publish
+        && matches!(report, PhaseReport::Ran { .. } | PhaseReport::Interrupted)
+    {
+        let manifest = RunDir::open(&run_dir)?.manifest;
+        let next = crate::pipeline::machine::next_phase(&manifest);
+        crate::ci::step_summary(&crate::ci::phase_summary(&manifest, name, next))?;
+    }
     match report {
         PhaseReport::Skipped(_) | PhaseReport::AlreadyDone | PhaseReport::Ended(_) => {
             Ok(ExitStatus::Success)

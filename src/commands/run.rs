@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{conclude, drive, interrupts, parse_route, run_dir_or_env};
+use super::{conclude, drive, interrupts, parse_route, protect, run_dir_or_env};
 use crate::cli::RunArgs;
 use crate::error::ExitStatus;
 use crate::phases::{self, Job, PhaseReport};
@@ -22,7 +22,7 @@ pub async fn run(
     let mut interrupts = interrupts()?;
     let run_dir = if let Some(issue_file) = arguments.issue_file {
         let settings = Settings::resolve(config, repo)?;
-        settings.install_redactor();
+        protect(&settings, reporter);
         let request = IntakeRequest {
             trigger: Trigger::IssueFile(issue_file),
             run_dir,
@@ -54,7 +54,7 @@ pub async fn run(
     };
     let manifest = RunDir::open(&run_dir)?.manifest;
     let settings = Settings::pinned(config, repo, &manifest)?;
-    settings.install_redactor();
+    protect(&settings, reporter);
     let mut job = Job {
         settings: &settings,
         reporter,

@@ -17,21 +17,24 @@ use crate::types::Outcome;
 const GATE_LOG_LIMIT: usize = 1024 * 1024;
 const LOG_TAIL_LINES: usize = 60;
 
-/// Runs the configured gates (or the named subset) in `tree`; returns each
-/// result with its full log.
+/// What a gate run is for: verify judges the change (a failure is an error
+/// a person should see at a glance); the tests phase's red check expects
+/// failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateRun {
+    Judge,
+    RedCheck,
+}
+
+/// Runs the configured gates in `tree`; returns each result with its full log.
 pub async fn run_gates(
     context: &Context<'_>,
     tree: &WorkTree,
-    only: Option<&[String]>,
+    purpose: GateRun,
 ) -> anyhow::Result<Vec<(GateResult, String)>> {
     let environment = scrubbed_environment(&context.settings.key_variables);
     let mut results = Vec::new();
-    let gates: Vec<&Gate> = context
-        .config()
-        .gates
-        .iter()
-        .filter(|gate| only.is_none_or(|names| names.contains(&gate.name)))
-        .collect();
+    let gates: Vec<&Gate> = context.config().gates.iter().collect();
     for gate in gates {
         let output = command::run(
             &gate.run,
@@ -41,21 +44,20 @@ pub async fn run_gates(
             &environment,
         )
         .await?;
-        let passed = output.succeeded();
-        context.reporter.gate(&gate.name, passed, output.duration_s);
-        results.push((
-            GateResult {
-                name: gate.name.clone(),
-                command: gate.run.clone(),
-                required: gate.required,
-                passed,
-                exit_code: output.exit_code,
-                timed_out: output.timed_out,
-                duration_s: output.duration_s,
-                log_tail: command::tail(&output.output, LOG_TAIL_LINES),
-            },
-            output.output,
-        ));
+        let result = GateResult {
+            name: gate.name.clone(),
+            command: gate.run.clone(),
+            required: gate.required,
+            passed: output.succeeded(),
+            exit_code: output.exit_code,
+            timed_out: output.timed_out,
+            duration_s: output.duration_s,
+            log_tail: command::tail(&output.output, LOG_TAIL_LINES),
+        };
+        context
+            .reporter
+            .gate(&result, purpose == GateRun::Judge && result.required);
+        results.push((result, output.output));
     }
     Ok(results)
 }
@@ -74,7 +76,7 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         .sha256_of(PATCH)
         .map_or_else(|| sha256_hex(b""), str::to_owned);
     let tree = context.source.work_tree(&base, &patch)?;
-    let results = run_gates(context, &tree, None).await?;
+    let results = run_gates(context, &tree, GateRun::Judge).await?;
     for (gate, log) in &results {
         context
             .run

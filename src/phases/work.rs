@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::verify::{failing_logs, run_gates};
+use super::verify::{GateRun, failing_logs, run_gates};
 use super::{Context, PATCH, PhaseResult, policy_stop, prompts};
 use crate::agent::command::scrubbed_environment;
 use crate::agent::{self, FINISH, SessionEnd, SessionError, SessionSpec, tools};
@@ -200,7 +200,7 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         }
         // The red check runs on a fresh tree: base + the tests, nothing else.
         let fresh = context.source.work_tree(&base, &patch)?;
-        let gates = run_gates(context, &fresh, None).await?;
+        let gates = run_gates(context, &fresh, GateRun::RedCheck).await?;
         let red = gates.iter().any(|(gate, _)| gate.required && !gate.passed);
         let files = crate::patch::parse(&patch)
             .into_iter()

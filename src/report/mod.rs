@@ -3,12 +3,25 @@
 //! to stderr; a CI reporter (log groups, annotations, step summary) slots in
 //! beside it.
 
+pub mod actions;
 pub mod terminal;
 
+use crate::records::GateResult;
 use crate::run_dir::manifest::{Manifest, PhaseRecord};
 use crate::types::PhaseName;
 
+pub use actions::Actions;
 pub use terminal::Terminal;
+
+/// The reporter for where baton runs: workflow commands on a GitHub or
+/// Forgejo Actions runner, else the terminal.
+pub fn for_environment() -> Box<dyn Reporter> {
+    if actions::on_runner() {
+        Box::new(Actions)
+    } else {
+        Box::new(Terminal)
+    }
+}
 
 /// Where progress goes. Implementations redact what they write.
 pub trait Reporter: Sync {
@@ -24,12 +37,20 @@ pub trait Reporter: Sync {
     fn working(&self, label: &str) -> Box<dyn Send>;
 
     /// One gate's result, as verify and the tests phase's red check see it.
-    fn gate(&self, name: &str, passed: bool, duration_s: f64) {
+    /// `judged`: verify judges the change by it (a failure is an error).
+    fn gate(&self, result: &GateResult, _judged: bool) {
         self.line(&format!(
-            "    gate {name:<12} {} ({duration_s:.1}s)",
-            if passed { "passed" } else { "FAILED" }
+            "    gate {:<12} {} ({:.1}s)",
+            result.name,
+            if result.passed { "passed" } else { "FAILED" },
+            result.duration_s
         ));
     }
+
+    /// Secret values the reporter's audience must never see (a CI runner
+    /// masks them in its logs). The terminal has nothing to do: everything
+    /// it prints is redacted already.
+    fn protect(&self, _values: &[&str]) {}
 
     /// The closing table of a run.
     fn summary(&self, manifest: &Manifest) {

@@ -9,11 +9,13 @@
 
 mod support;
 
+mod actions;
 mod architecture;
 mod config;
 mod demo;
 mod e2e;
 mod fake_forge_selftest;
+mod forge_hostile;
 mod forges;
 mod lifecycle;
 mod models;
