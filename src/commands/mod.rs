@@ -37,10 +37,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
 
 /// Installs the redactor for these settings and tells the reporter which
 /// values it must keep out of sight (a runner masks them in its logs).
+/// The forge token is left out: the runner masks it already (it is the
+/// workflow's token or a secret), and baton never prints it, not even to
+/// mask it.
 fn protect(settings: &Settings, reporter: &dyn Reporter) {
     settings.install_redactor();
+    let forge_tokens: Vec<String> = [env::BATON_FORGE_TOKEN, env::GITHUB_TOKEN]
+        .iter()
+        .filter_map(|name| env::get(name))
+        .collect();
     let redactor = crate::secrets::global();
-    let values: Vec<&str> = redactor.values().collect();
+    let values: Vec<&str> = redactor
+        .values()
+        .filter(|value| !forge_tokens.iter().any(|token| token == value))
+        .collect();
     reporter.protect(&values);
 }
 
