@@ -212,10 +212,9 @@ impl Forgejo {
                 let author = comment.user.map(|user| user.login).unwrap_or_default();
                 Comment {
                     id: comment.id,
-                    from_baton: match &login {
-                        Some(login) => *login == author,
-                        None => author.ends_with("[bot]"),
-                    },
+                    // Forgejo marks no bots: without the token's login,
+                    // no comment is known to be baton's.
+                    from_baton: login.as_deref() == Some(author.as_str()),
                     author,
                     body: comment.body.unwrap_or_default(),
                     url: comment.html_url,

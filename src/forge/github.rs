@@ -16,6 +16,8 @@ use super::{
 };
 
 const PAGE: usize = 100;
+/// Who writes with a workflow's `GITHUB_TOKEN`.
+const ACTIONS_BOT: &str = "github-actions[bot]";
 /// No listing baton needs is longer; a `Link: next` that never ends is cut here.
 const MAX_PAGES: usize = 100;
 
@@ -270,7 +272,9 @@ impl WireComment {
     fn into_comment(self, own_login: Option<&str>) -> Comment {
         let from_baton = match (own_login, &self.user) {
             (Some(login), Some(user)) => user.login == login,
-            (None, Some(user)) => user.is_bot(),
+            // An Actions token may not ask who it is; its comments are the
+            // Actions bot's. Another app's bot is not baton.
+            (None, Some(user)) => user.is_bot() && user.login == ACTIONS_BOT,
             (_, None) => false,
         };
         Comment {

