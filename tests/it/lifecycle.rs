@@ -411,6 +411,11 @@ fn a_second_writer_exits_two_naming_the_holder_and_status_still_reads() {
 #[test]
 fn a_phase_killed_with_its_process_group_reruns_without_force() {
     let (context, slow, pid_file) = slow_gate_context();
+    // A SIGKILL leaves the killed job's work tree behind: keep it in the
+    // test's own directory.
+    let temporary = context.path().join("tmp");
+    std::fs::create_dir_all(&temporary).unwrap();
+    let context = context.env("TMPDIR", temporary.to_str().unwrap());
     up_to_verify(&context);
     let run_dir = context.run_dir.to_str().unwrap();
     let mut command = context.command(&["phase", "verify", "--run-dir", run_dir]);
