@@ -1,7 +1,8 @@
-//! The CI event that started a job (`GITHUB_EVENT_NAME`, `GITHUB_EVENT_PATH`),
-//! read into what intake needs: which issue, and whether this event is one
-//! baton acts on at all. Payloads are untrusted: only the issue number and
-//! labels are read, and the issue itself is fetched from the forge.
+//! The CI event that started a job (`GITHUB_EVENT_NAME`, `GITHUB_EVENT_PATH`):
+//! the payload parsed into baton's own `Event` (both forges' shapes), and
+//! what intake makes of it. Payloads are untrusted: only numbers, labels,
+//! logins and the comment text are read, and the issue itself is fetched
+//! from the forge; a sender's permission is asked of the forge.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -65,82 +66,241 @@ struct WireLabel {
 struct WireDispatch {
     #[serde(default)]
     inputs: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    workflow: Option<String>,
 }
 
-/// Reads the event file. `label` is `[triggers].label`.
-pub fn read(name: &str, path: &Path, label: &str) -> anyhow::Result<EventRequest> {
+/// An event as baton understands it, whichever forge sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `issues`: `labeled` on GitHub (with the label), `label_updated` on
+    /// Forgejo (without it), or any other action.
+    Issues {
+        action: String,
+        label: Option<String>,
+        issue: u64,
+        labels: Vec<String>,
+        sender: Option<String>,
+    },
+    /// `issue_comment` on an issue or a pull request.
+    IssueComment {
+        action: String,
+        issue: u64,
+        on_pull_request: bool,
+        comment: EventComment,
+    },
+    /// `workflow_dispatch`; every input as text (Forgejo sends strings,
+    /// GitHub also numbers and booleans).
+    Dispatch {
+        inputs: BTreeMap<String, String>,
+        /// Forgejo names the workflow file.
+        workflow: Option<String>,
+    },
+    /// `schedule`: GitHub sends `{"schedule": "<cron>"}`, Forgejo
+    /// `{"action": "schedule"}`.
+    Schedule { cron: Option<String> },
+    /// Any other event, by name.
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventComment {
+    pub id: u64,
+    pub body: String,
+    pub author: String,
+    /// GitHub's `type: Bot`, or a `…[bot]` login.
+    pub author_is_bot: bool,
+}
+
+/// <https://docs.github.com/en/webhooks/webhook-events-and-payloads#issue_comment>
+#[derive(Debug, Deserialize)]
+struct WireCommentEvent {
+    action: String,
+    issue: WireCommentIssue,
+    comment: WireComment,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireCommentIssue {
+    number: u64,
+    #[serde(default)]
+    pull_request: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireComment {
+    id: u64,
+    #[serde(default)]
+    body: Option<String>,
+    user: WireUser,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireUser {
+    login: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+/// <https://docs.github.com/en/webhooks/webhook-events-and-payloads#schedule>
+#[derive(Debug, Deserialize)]
+struct WireSchedule {
+    #[serde(default)]
+    schedule: Option<String>,
+}
+
+/// Parses a payload; the error says what does not fit.
+pub fn parse(name: &str, text: &str) -> Result<Event, String> {
+    let error = |error: serde_json::Error| error.to_string();
+    Ok(match name {
+        "issues" => {
+            let event: WireIssuesEvent = serde_json::from_str(text).map_err(error)?;
+            Event::Issues {
+                action: event.action,
+                label: event.label.map(|label| label.name),
+                issue: event.issue.number,
+                labels: event
+                    .issue
+                    .labels
+                    .into_iter()
+                    .map(|label| label.name)
+                    .collect(),
+                sender: event.sender.map(|sender| sender.login),
+            }
+        }
+        "issue_comment" => {
+            let event: WireCommentEvent = serde_json::from_str(text).map_err(error)?;
+            let user = event.comment.user;
+            Event::IssueComment {
+                action: event.action,
+                issue: event.issue.number,
+                on_pull_request: event
+                    .issue
+                    .pull_request
+                    .is_some_and(|value| !value.is_null()),
+                comment: EventComment {
+                    id: event.comment.id,
+                    body: event.comment.body.unwrap_or_default(),
+                    author_is_bot: user.kind.as_deref() == Some("Bot")
+                        || user.login.ends_with("[bot]"),
+                    author: user.login,
+                },
+            }
+        }
+        "workflow_dispatch" => {
+            let event: WireDispatch = serde_json::from_str(text).map_err(error)?;
+            let mut inputs = BTreeMap::new();
+            for (key, value) in event.inputs.unwrap_or_default() {
+                let text = match value {
+                    Value::String(text) => text,
+                    Value::Number(number) => number.to_string(),
+                    Value::Bool(flag) => flag.to_string(),
+                    Value::Null => continue,
+                    other => return Err(format!("input `{key}` is {other}, not text")),
+                };
+                inputs.insert(key, text);
+            }
+            Event::Dispatch {
+                inputs,
+                workflow: event.workflow,
+            }
+        }
+        "schedule" => {
+            let event: WireSchedule = serde_json::from_str(text).map_err(error)?;
+            Event::Schedule {
+                cron: event.schedule,
+            }
+        }
+        other => Event::Other(other.to_owned()),
+    })
+}
+
+/// Reads and parses the event file (exit 2 when it cannot).
+pub fn read_file(name: &str, path: &Path) -> anyhow::Result<Event> {
     let text = std::fs::read_to_string(path).map_err(|error| {
         bad_input!(
             "cannot read the {name} event at {} ($GITHUB_EVENT_PATH): {error}",
             path.display()
         )
     })?;
-    let unreadable = |error: serde_json::Error| {
+    parse(name, &text).map_err(|error| {
         bad_input!(
             "the {name} event at {} is not what the forge sends: {error}",
             path.display()
         )
-    };
-    match name {
-        "issues" => {
-            let event: WireIssuesEvent = serde_json::from_str(&text).map_err(unreadable)?;
-            Ok(issues_event(&event, label))
-        }
-        "workflow_dispatch" => {
-            let event: WireDispatch = serde_json::from_str(&text).map_err(unreadable)?;
-            dispatch_event(&event.inputs.unwrap_or_default())
-        }
-        "issue_comment" => Err(bad_input!(
+    })
+}
+
+/// Reads the event file for intake. `label` is `[triggers].label`.
+pub fn read(name: &str, path: &Path, label: &str) -> anyhow::Result<EventRequest> {
+    intake_request(&read_file(name, path)?, label)
+}
+
+/// What intake makes of an event.
+pub fn intake_request(event: &Event, label: &str) -> anyhow::Result<EventRequest> {
+    match event {
+        Event::Issues {
+            action,
+            label: added,
+            issue,
+            labels,
+            sender,
+        } => Ok(issues_event(
+            action,
+            added.as_deref(),
+            *issue,
+            labels,
+            sender.clone(),
+            label,
+        )),
+        Event::Dispatch { inputs, .. } => dispatch_event(inputs),
+        Event::IssueComment { .. } => Err(bad_input!(
             "an issue_comment event is handled by `baton command`, not by intake"
         )),
-        other => Ok(EventRequest::Skip(format!(
+        Event::Schedule { .. } => Ok(EventRequest::Skip(
+            "a schedule starts `baton sweep`, not intake".into(),
+        )),
+        Event::Other(other) => Ok(EventRequest::Skip(format!(
             "the {other} event does not start a run"
         ))),
     }
 }
 
-fn issues_event(event: &WireIssuesEvent, label: &str) -> EventRequest {
-    let number = event.issue.number;
-    let sender = event.sender.as_ref().map(|sender| sender.login.clone());
-    match event.action.as_str() {
-        "labeled" => match &event.label {
-            Some(added) if added.name == label => EventRequest::Start {
-                issue: number,
-                route: None,
-                from_phase: None,
-                description: format!("issue #{number} labelled `{label}`"),
-                sender: sender.clone(),
-            },
+fn issues_event(
+    action: &str,
+    added: Option<&str>,
+    number: u64,
+    labels: &[String],
+    sender: Option<String>,
+    label: &str,
+) -> EventRequest {
+    let start = |sender| EventRequest::Start {
+        issue: number,
+        route: None,
+        from_phase: None,
+        description: format!("issue #{number} labelled `{label}`"),
+        sender,
+    };
+    match action {
+        "labeled" => match added {
+            Some(added) if added == label => start(sender),
             Some(added) => EventRequest::Skip(format!(
-                "label `{}` is not the trigger label `{label}` ([triggers].label)",
-                added.name
+                "label `{added}` is not the trigger label `{label}` ([triggers].label)"
             )),
             None => EventRequest::Skip("a labeled event without its label".into()),
         },
         // Forgejo: the payload does not say which label changed; the
-        // issue's labels say whether the trigger label is on it now.
+        // issue's labels say whether the trigger label is on it now. Any
+        // label edit sends this, baton's own `baton:<state>` labels
+        // included: an issue that carries one has (had) a run, and only
+        // removing it (or `/baton run`) starts another.
         "label_updated" => {
-            // Any label edit sends this, baton's own `baton:<state>` labels
-            // included: an issue that carries one has (had) a run, and only
-            // removing it (or `/baton run`) starts another.
-            if let Some(state) = event
-                .issue
-                .labels
-                .iter()
-                .find(|each| each.name.starts_with("baton:"))
-            {
+            if let Some(state) = labels.iter().find(|each| each.starts_with("baton:")) {
                 EventRequest::Skip(format!(
-                    "issue #{number} already carries `{}`: a label change does not start another run",
-                    state.name
+                    "issue #{number} already carries `{state}`: a label change does not start another run"
                 ))
-            } else if event.issue.labels.iter().any(|each| each.name == label) {
-                EventRequest::Start {
-                    issue: number,
-                    route: None,
-                    from_phase: None,
-                    description: format!("issue #{number} labelled `{label}`"),
-                    sender,
-                }
+            } else if labels.iter().any(|each| each == label) {
+                start(sender)
             } else {
                 EventRequest::Skip(format!(
                     "issue #{number} does not carry the trigger label `{label}` ([triggers].label)"
@@ -151,13 +311,12 @@ fn issues_event(event: &WireIssuesEvent, label: &str) -> EventRequest {
     }
 }
 
-fn dispatch_event(inputs: &BTreeMap<String, Value>) -> anyhow::Result<EventRequest> {
+fn dispatch_event(inputs: &BTreeMap<String, String>) -> anyhow::Result<EventRequest> {
     let input = |name: &str| -> Option<String> {
-        match inputs.get(name)? {
-            Value::String(text) => Some(text.trim().to_owned()).filter(|text| !text.is_empty()),
-            Value::Number(number) => Some(number.to_string()),
-            _ => None,
-        }
+        inputs
+            .get(name)
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty())
     };
     let issue = input("issue").ok_or_else(|| {
         bad_input!("workflow_dispatch needs the input `issue` (the issue number)")
@@ -194,7 +353,7 @@ mod tests {
     use super::*;
 
     fn issues(json: &str, label: &str) -> EventRequest {
-        issues_event(&serde_json::from_str(json).unwrap(), label)
+        intake_request(&parse("issues", json).unwrap(), label).unwrap()
     }
 
     #[test]
@@ -211,18 +370,119 @@ mod tests {
             EventRequest::Start { issue: 5, .. }
         ));
         assert!(matches!(issues(forgejo, "ready"), EventRequest::Skip(_)));
+        // baton's own label edits do not start another run.
+        let own = r#"{"action": "label_updated", "issue": {"number": 5, "labels": [{"name": "baton"}, {"name": "baton:running"}]}}"#;
+        assert!(matches!(issues(own, "baton"), EventRequest::Skip(_)));
         let opened = r#"{"action": "opened", "issue": {"number": 6}}"#;
         assert!(matches!(issues(opened, "baton"), EventRequest::Skip(_)));
     }
 
     #[test]
-    fn dispatch_inputs_as_strings_or_numbers() {
-        let inputs =
-            |json: &str| -> BTreeMap<String, Value> { serde_json::from_str(json).unwrap() };
-        let request = dispatch_event(&inputs(
-            r#"{"issue": "12", "route": "chore", "from_phase": ""}"#,
-        ))
+    fn the_real_github_payloads_parse() {
+        let labeled = parse(
+            "issues",
+            include_str!("../../tests/fixtures/github-events/issues.labeled.json"),
+        )
         .unwrap();
+        assert!(matches!(
+            labeled,
+            Event::Issues { ref action, label: Some(ref label), issue: 1, .. } if action == "labeled" && label == "bug"
+        ));
+        let comment = parse(
+            "issue_comment",
+            include_str!("../../tests/fixtures/github-events/issue_comment.created.json"),
+        )
+        .unwrap();
+        let Event::IssueComment {
+            action,
+            issue,
+            on_pull_request,
+            comment,
+        } = comment
+        else {
+            panic!("not a comment: {comment:?}");
+        };
+        assert_eq!(
+            (action.as_str(), issue, on_pull_request),
+            ("created", 1, false)
+        );
+        assert_eq!(comment.author, "Codertocat");
+        assert!(!comment.author_is_bot);
+        let dispatch = parse(
+            "workflow_dispatch",
+            include_str!("../../tests/fixtures/github-events/workflow_dispatch.json"),
+        )
+        .unwrap();
+        assert!(matches!(dispatch, Event::Dispatch { ref inputs, .. } if inputs.is_empty()));
+    }
+
+    #[test]
+    fn forgejo_payloads_parse() {
+        let comment = parse(
+            "issue_comment",
+            include_str!("../../tests/fixtures/forgejo-events/issue_comment.created.json"),
+        )
+        .unwrap();
+        assert!(matches!(
+            comment,
+            Event::IssueComment { issue: 7, on_pull_request: false, ref comment, .. }
+                if comment.body.starts_with("/baton run") && comment.author == "alice"
+        ));
+        let dispatch = parse(
+            "workflow_dispatch",
+            include_str!("../../tests/fixtures/forgejo-events/workflow_dispatch.json"),
+        )
+        .unwrap();
+        let Event::Dispatch { inputs, workflow } = &dispatch else {
+            panic!("{dispatch:?}");
+        };
+        assert_eq!(inputs["issue"], "7");
+        assert_eq!(workflow.as_deref(), Some(".forgejo/workflows/baton.yml"));
+        assert!(matches!(
+            intake_request(&dispatch, "baton").unwrap(),
+            EventRequest::Start {
+                issue: 7,
+                route: Some(Route::Chore),
+                ..
+            }
+        ));
+        let labeled = parse(
+            "issues",
+            include_str!("../../tests/fixtures/forgejo-events/issues.label_updated.json"),
+        )
+        .unwrap();
+        assert!(matches!(
+            intake_request(&labeled, "baton").unwrap(),
+            EventRequest::Start { issue: 7, .. }
+        ));
+    }
+
+    #[test]
+    fn schedules_of_both_shapes() {
+        assert_eq!(
+            parse("schedule", r#"{"schedule": "0 6 * * 1-5"}"#).unwrap(),
+            Event::Schedule {
+                cron: Some("0 6 * * 1-5".into())
+            }
+        );
+        assert_eq!(
+            parse("schedule", r#"{"action": "schedule"}"#).unwrap(),
+            Event::Schedule { cron: None }
+        );
+        assert!(matches!(
+            intake_request(&Event::Schedule { cron: None }, "baton").unwrap(),
+            EventRequest::Skip(_)
+        ));
+    }
+
+    #[test]
+    fn dispatch_inputs_as_strings_numbers_or_booleans() {
+        let dispatch = |json: &str| {
+            let event = parse("workflow_dispatch", json).map_err(|error| anyhow::anyhow!(error))?;
+            intake_request(&event, "baton")
+        };
+        let request =
+            dispatch(r#"{"inputs": {"issue": "12", "route": "chore", "from_phase": ""}}"#).unwrap();
         assert_eq!(
             request,
             EventRequest::Start {
@@ -234,11 +494,12 @@ mod tests {
             }
         );
         assert!(matches!(
-            dispatch_event(&inputs(r#"{"issue": 3}"#)).unwrap(),
+            dispatch(r#"{"inputs": {"issue": 3, "dry": true}}"#).unwrap(),
             EventRequest::Start { issue: 3, .. }
         ));
-        assert!(dispatch_event(&inputs(r#"{"issue": "twelve"}"#)).is_err());
-        assert!(dispatch_event(&inputs(r#"{"route": "chore"}"#)).is_err());
-        assert!(dispatch_event(&inputs(r#"{"issue": "1", "route": "yolo"}"#)).is_err());
+        assert!(dispatch(r#"{"inputs": {"issue": "twelve"}}"#).is_err());
+        assert!(dispatch(r#"{"inputs": {"route": "chore"}}"#).is_err());
+        assert!(dispatch(r#"{"inputs": {"issue": "1", "route": "yolo"}}"#).is_err());
+        assert!(dispatch(r#"{"inputs": {"issue": {"n": 1}}}"#).is_err());
     }
 }
