@@ -155,6 +155,33 @@ impl Source {
         Ok(commit.to_string())
     }
 
+    /// The checkout itself at `sha` with `patch` applied: in CI, verify runs
+    /// the gates in the job's workspace, so the set-up steps a team put
+    /// before it (toolchains, caches, services) apply. Refused when tracked
+    /// files have changes (they would be lost, or judged).
+    pub fn in_place(&self, sha: &str, patch: &str) -> anyhow::Result<WorkTree> {
+        if self.is_dirty() {
+            return Err(bad_input!(
+                "{} has uncommitted changes; verify runs in a clean checkout",
+                self.root.display()
+            ));
+        }
+        let commit = self.commit(sha)?;
+        let repository = Repository::open(&self.root)?;
+        repository.set_head_detached(commit.id())?;
+        repository.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
+        let tree = WorkTree {
+            directory: Location::InPlace(self.root.clone()),
+            repository,
+            base: commit.tree_id(),
+            commit: commit.id(),
+        };
+        if !patch.trim().is_empty() {
+            tree.apply(patch)?;
+        }
+        Ok(tree)
+    }
+
     /// A clean work tree at `sha` with `patch` applied.
     pub fn work_tree(&self, sha: &str, patch: &str) -> anyhow::Result<WorkTree> {
         let commit = self.commit(sha)?;
@@ -172,7 +199,7 @@ impl Source {
         repository.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
         let base = commit.tree_id();
         let tree = WorkTree {
-            directory,
+            directory: Location::Temporary(directory),
             repository,
             base,
             commit: commit.id(),
@@ -184,6 +211,14 @@ impl Source {
     }
 }
 
+/// Where a work tree lives: a temporary directory removed when it is
+/// dropped, or the checkout itself (a CI job's workspace, thrown away with
+/// the job).
+enum Location {
+    Temporary(tempfile::TempDir),
+    InPlace(PathBuf),
+}
+
 /// The host of a URL (`https://host:port/path`, `user@host:path`); empty for a path.
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
@@ -193,7 +228,7 @@ fn host_of(url: &str) -> &str {
 }
 
 pub struct WorkTree {
-    directory: tempfile::TempDir,
+    directory: Location,
     repository: Repository,
     /// The base commit's tree, and the commit itself.
     base: Oid,
@@ -202,7 +237,15 @@ pub struct WorkTree {
 
 impl WorkTree {
     pub fn path(&self) -> &Path {
-        self.directory.path()
+        match &self.directory {
+            Location::Temporary(directory) => directory.path(),
+            Location::InPlace(path) => path,
+        }
+    }
+
+    /// Whether this is the checkout itself (a CI job's workspace).
+    pub fn is_in_place(&self) -> bool {
+        matches!(self.directory, Location::InPlace(_))
     }
 
     pub fn apply(&self, patch: &str) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ use crate::pipeline::{self, PhaseResult};
 use crate::records::{GateResult, TestsRecord, VerifyRecord, VerifyRound};
 use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::sha256_hex;
+use crate::settings::env;
 use crate::types::Outcome;
 
 /// Full gate logs kept in `gates/<name>.log`.
@@ -75,7 +76,11 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         .run
         .sha256_of(PATCH)
         .map_or_else(|| sha256_hex(b""), str::to_owned);
-    let tree = context.source.work_tree(&base, &patch)?;
+    let tree = if in_job_workspace(context) {
+        context.source.in_place(&base, &patch)?
+    } else {
+        context.source.work_tree(&base, &patch)?
+    };
     let results = run_gates(context, &tree, GateRun::Judge).await?;
     for (gate, log) in &results {
         context
@@ -117,12 +122,27 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     context.run.write_json(artifact::VERIFY, &record)?;
 
     // Whether a repair follows is the state machine's call (`pipeline::apply`).
-    context.record().note = Some(if passed {
-        "all required gates passed".into()
+    let place = if tree.is_in_place() {
+        " (in the job's workspace)"
     } else {
-        format!("failing: {}", failed_gates.join(", "))
+        ""
+    };
+    context.record().note = Some(if passed {
+        format!("all required gates passed{place}")
+    } else {
+        format!("failing: {}{place}", failed_gates.join(", "))
     });
     Ok(PhaseResult::Verified { passed, signature })
+}
+
+/// On an Actions runner, with the repository being the job's workspace:
+/// verify checks the patch out there (the job is thrown away afterwards).
+/// Everywhere else it uses a temporary clone and leaves the checkout alone.
+fn in_job_workspace(context: &Context<'_>) -> bool {
+    crate::report::actions::on_runner()
+        && env::get(env::GITHUB_WORKSPACE)
+            .and_then(|workspace| std::path::Path::new(&workspace).canonicalize().ok())
+            .is_some_and(|workspace| workspace == context.settings.repo)
 }
 
 /// The failing gates' log tails, for repair.

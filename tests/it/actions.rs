@@ -49,3 +49,51 @@ fn on_a_runner_phases_are_groups_failed_gates_are_annotated_and_secrets_masked()
     let intake = local.intake(&[]);
     assert!(!intake.stderr().contains("::"), "{}", intake.stderr());
 }
+
+#[test]
+fn on_a_runner_verify_runs_the_gates_in_the_job_workspace() {
+    let directory = tempfile::tempdir().unwrap();
+    let marker = directory.path().join("where");
+    let config = crate::support::BASE_CONFIG.replace(
+        "run = \"sh run_tests.sh\"",
+        &format!("run = \"pwd > {}; sh run_tests.sh\"", marker.display()),
+    );
+    let local = TestContext::with_config(&config);
+    local.script(&happy_script());
+    local.intake(&["--route", "chore"]).assert_code(0);
+    local.phase("plan").assert_code(0);
+    local.phase("implement").assert_code(0);
+    // Off a runner: a temporary clone, the checkout untouched.
+    local.phase("verify").assert_code(0);
+    let elsewhere = std::fs::read_to_string(&marker).unwrap();
+    // That clone is gone by now; the checkout was not it.
+    assert!(
+        !std::path::Path::new(elsewhere.trim()).exists(),
+        "{elsewhere}"
+    );
+
+    let ci = TestContext::with_config(&config);
+    let workspace = ci.repo.to_str().unwrap().to_owned();
+    let ci = ci
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_WORKSPACE", &workspace);
+    ci.script(&happy_script());
+    ci.intake(&["--route", "chore"]).assert_code(0);
+    ci.phase("plan").assert_code(0);
+    ci.phase("implement").assert_code(0);
+    let verify = ci.phase("verify");
+    verify.assert_code(0);
+    let inside = std::fs::read_to_string(&marker).unwrap();
+    assert_eq!(
+        std::path::Path::new(inside.trim()).canonicalize().unwrap(),
+        ci.repo.canonicalize().unwrap()
+    );
+    assert!(
+        verify.stderr().contains("in the job's workspace"),
+        "{}",
+        verify.stderr()
+    );
+    // The patch is applied there: the job's checkout holds the change.
+    let lib = std::fs::read_to_string(ci.repo.join("lib.sh")).unwrap();
+    assert!(lib.contains("hello, world"), "{lib}");
+}
