@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{PhaseName, ReviewVerdict};
+use crate::types::{PhaseName, ReviewVerdict, Verdict};
 
 /// `ticket.json`: the issue as fetched. Its text is untrusted data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,6 +114,40 @@ pub struct Child {
     pub body: String,
 }
 
+/// What became of one attempt at a deliverable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedbackVerdict {
+    /// The validator passed it.
+    Pass,
+    /// The validator sent it back with objections.
+    Revise,
+    /// The adversarial reviewer found gaps after the validator passed it.
+    Adversarial,
+    /// The deliverable never arrived (no valid `submit_*` call).
+    Error,
+}
+
+impl FeedbackVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Revise => "revise",
+            Self::Adversarial => "adversarial",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl From<Verdict> for FeedbackVerdict {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Pass => Self::Pass,
+            Verdict::Revise => Self::Revise,
+        }
+    }
+}
+
 /// `feedback/<phase>.json`: every validator verdict, every attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Feedback {
@@ -124,8 +158,7 @@ pub struct Feedback {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeedbackEntry {
     pub attempt: u32,
-    /// `pass`, `revise`, or `error` when the deliverable never arrived.
-    pub verdict: String,
+    pub verdict: FeedbackVerdict,
     pub objections: Vec<String>,
 }
 

@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::llm::ToolSpec;
+use crate::types::{ReviewVerdict, Verdict};
 
 fn strings(description: &str) -> Value {
     json!({"type": "array", "items": {"type": "string", "minLength": 1}, "description": description})
@@ -91,7 +92,7 @@ pub fn submit_review() -> ToolSpec {
         "Submit the review of the diff against the spec.",
         object(
             &json!({
-                "verdict": {"type": "string", "enum": ["approve", "request_changes"]},
+                "verdict": {"type": "string", "enum": ReviewVerdict::NAMES},
                 "findings": {"type": "array", "items": object(
             &json!({
                     "severity": {"type": "string", "enum": ["info", "minor", "major", "critical"]},
@@ -143,7 +144,7 @@ pub fn submit_verdict() -> ToolSpec {
         "Submit your verdict on the deliverable: pass, or revise with objections.",
         object(
             &json!({
-                "verdict": {"type": "string", "enum": ["pass", "revise"]},
+                "verdict": {"type": "string", "enum": Verdict::NAMES},
                 "objections": strings("What must change; empty when the verdict is pass."),
             }),
             &["verdict", "objections"],

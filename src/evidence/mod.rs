@@ -193,7 +193,7 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
             feedback.attempts.iter().map(|entry| ValidatorEvidence {
                 phase: feedback.phase.to_string(),
                 attempt: entry.attempt,
-                verdict: entry.verdict.clone(),
+                verdict: entry.verdict.as_str().to_owned(),
                 objections: entry.objections.clone(),
             })
         })

@@ -9,8 +9,8 @@ use crate::agent::{self, SessionEnd, SessionError, SessionSpec, schema, tools};
 use crate::config::ModelRef;
 use crate::llm::ToolSpec;
 use crate::records::{
-    Adversarial, AdversarialFinding, Children, Design, Feedback, FeedbackEntry, Plan, Review, Spec,
-    Ticket, Vote,
+    Adversarial, AdversarialFinding, Children, Design, Feedback, FeedbackEntry, FeedbackVerdict,
+    Plan, Review, Spec, Ticket, Vote,
 };
 use crate::run_dir::artifact;
 use crate::types::{Outcome, PhaseName, ReviewVerdict, Verdict};
@@ -183,7 +183,7 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
                 );
                 feedback.attempts.push(FeedbackEntry {
                     attempt,
-                    verdict: "error".into(),
+                    verdict: FeedbackVerdict::Error,
                     objections: vec![objection.clone()],
                 });
                 objections.push(objection);
@@ -214,7 +214,7 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
             Validation::Pass => {
                 feedback.attempts.push(FeedbackEntry {
                     attempt,
-                    verdict: Verdict::Pass.as_str().into(),
+                    verdict: FeedbackVerdict::Pass,
                     objections: Vec::new(),
                 });
                 save_feedback(context, &feedback)?;
@@ -234,7 +234,7 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
             Validation::Revise(label, new_objections) => {
                 feedback.attempts.push(FeedbackEntry {
                     attempt,
-                    verdict: label.into(),
+                    verdict: label,
                     objections: new_objections.clone(),
                 });
                 objections.extend(new_objections);
@@ -263,8 +263,8 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
 
 enum Validation {
     Pass,
-    /// The verdict label (`revise`, `adversarial`) and the objections.
-    Revise(&'static str, Vec<String>),
+    /// Who sent it back (the validator, the adversarial reviewer) and why.
+    Revise(FeedbackVerdict, Vec<String>),
     Stop(Outcome, String),
 }
 
@@ -315,16 +315,16 @@ async fn validate(
                 Validation::Pass
             } else if objections.is_empty() {
                 Validation::Revise(
-                    "revise",
+                    FeedbackVerdict::Revise,
                     vec!["the validator asked for a revision without saying why".into()],
                 )
             } else {
-                Validation::Revise("revise", objections)
+                Validation::Revise(FeedbackVerdict::Revise, objections)
             }
         }
         // A validator that cannot answer never passes anything.
         Asked::NoAnswer(turns) => Validation::Revise(
-            "revise",
+            FeedbackVerdict::Revise,
             vec![format!("the validator gave no verdict in {turns} turns")],
         ),
         Asked::Stop(outcome, reason) => Validation::Stop(outcome, reason),
@@ -380,7 +380,7 @@ async fn adversarial(
             )
         })
         .collect();
-    Ok(Validation::Revise("adversarial", objections))
+    Ok(Validation::Revise(FeedbackVerdict::Adversarial, objections))
 }
 
 /// `[review].panel`: each persona reviews the diff against the spec; the
