@@ -14,12 +14,15 @@ use serde_json::Value;
 
 use crate::config::ModelRef;
 use crate::llm::{
-    Block, Message, Provider, ProviderError, Reply, Request, Role, StopReason, ToolSpec,
+    Block, Message, Provider, ProviderError, Reply, Request, Role, StopReason, ToolChoice, ToolSpec,
 };
 use tools::Workspace;
 
 pub const FINISH: &str = "finish";
 const MAX_TOKENS_PER_REPLY: u32 = 8192;
+/// Prose replies in a row after which the attempt ends: from the second the
+/// tool is forced, and a model that still answers in prose cannot do this.
+const MAX_PROSE_REPLIES: u32 = 3;
 
 pub struct SessionSpec<'a> {
     pub provider: &'a dyn Provider,
@@ -63,6 +66,10 @@ pub enum SessionError {
     Budget(String),
     #[error("no deliverable after {0} turns (phases.<name>.max_turns)")]
     TurnLimit(u32),
+    /// The model is stuck: the same refused call again, or prose even with
+    /// the tool forced. The reason names what happened.
+    #[error("{0}")]
+    Stuck(String),
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error(transparent)]
@@ -78,7 +85,19 @@ pub async fn run_session(
     let terminal = spec.terminal.name.as_str();
     let mut messages = vec![Message::user_text(spec.prompt.clone())];
     let mut logged = 0;
+    let mut prose_in_a_row = 0;
+    // The last call that was refused, and why: the same one again ends it.
+    let mut last_refusal: Option<(String, String, String)> = None;
     for turn in 0..spec.max_turns {
+        // From the second prose reply on, the tool is forced: some servers
+        // leave the tools out of the prompt unless one is.
+        let tool_choice = if prose_in_a_row == 0 {
+            ToolChoice::Auto
+        } else if terminal == FINISH {
+            ToolChoice::Any
+        } else {
+            ToolChoice::Tool(terminal.to_owned())
+        };
         let request = Request {
             run_id: spec.run_id.to_owned(),
             phase: spec.phase_label.clone(),
@@ -89,6 +108,7 @@ pub async fn run_session(
             messages: messages.clone(),
             tools: tools.clone(),
             max_tokens: MAX_TOKENS_PER_REPLY,
+            tool_choice,
         };
         observer
             .before_request(&request)
@@ -107,6 +127,13 @@ pub async fn run_session(
             .map(|(id, name, arguments)| (id.to_owned(), name.to_owned(), arguments.clone()))
             .collect();
         if calls.is_empty() {
+            prose_in_a_row += 1;
+            if prose_in_a_row >= MAX_PROSE_REPLIES {
+                return Err(SessionError::Stuck(format!(
+                    "the model answered in prose {prose_in_a_row} times in a row, the last {} with the tool forced; a server that ignores tools may need [providers.<name>].tool_choice",
+                    prose_in_a_row - 1
+                )));
+            }
             let nudge = if reply.stop_reason == StopReason::MaxTokens {
                 format!(
                     "Your reply was cut off at the token limit. Be brief and call `{terminal}`."
@@ -119,6 +146,7 @@ pub async fn run_session(
             messages.push(Message::user_text(nudge));
             continue;
         }
+        prose_in_a_row = 0;
         let mut results = Vec::new();
         for (id, name, arguments) in calls {
             let output = if !arguments.is_object() {
@@ -158,6 +186,18 @@ pub async fn run_session(
                     is_error: true,
                 }
             };
+            if output.is_error {
+                let call = (name.clone(), arguments.to_string(), output.content.clone());
+                if last_refusal.as_ref() == Some(&call) {
+                    return Err(SessionError::Stuck(format!(
+                        "`{name}` was refused twice in a row with the same arguments: {}",
+                        output.content
+                    )));
+                }
+                last_refusal = Some(call);
+            } else {
+                last_refusal = None;
+            }
             results.push(Block::ToolResult {
                 id,
                 content: output.content,

@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 
 use super::http::{Header, HttpClient};
-use super::{Block, BoxFuture, Provider, ProviderError, Reply, Request, Role, StopReason, Usage};
+use super::{
+    Block, BoxFuture, Provider, ProviderError, Reply, Request, Role, StopReason, ToolChoice, Usage,
+};
 use crate::secrets::Secret;
 
 const API_VERSION: &str = "2023-06-01";
@@ -72,13 +74,19 @@ pub fn to_wire(request: &Request) -> Value {
         .iter()
         .map(|tool| json!({"name": tool.name, "description": tool.description, "input_schema": tool.input_schema}))
         .collect();
-    json!({
+    let mut body = json!({
         "model": request.model,
         "max_tokens": request.max_tokens,
         "system": request.system,
         "messages": messages,
         "tools": tools,
-    })
+    });
+    match &request.tool_choice {
+        ToolChoice::Auto => {}
+        ToolChoice::Any => body["tool_choice"] = json!({"type": "any"}),
+        ToolChoice::Tool(name) => body["tool_choice"] = json!({"type": "tool", "name": name}),
+    }
+    body
 }
 
 /// Response body → `Reply`. Anything not shaped like a message is an error

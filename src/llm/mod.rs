@@ -80,6 +80,22 @@ pub struct Request {
     pub messages: Vec<Message>,
     pub tools: Vec<ToolSpec>,
     pub max_tokens: u32,
+    /// Whether the model must call a tool (servers that leave tools out of
+    /// the prompt unless one is forced need it).
+    pub tool_choice: ToolChoice,
+}
+
+/// How free the model is to answer without a tool call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides (the wire default: nothing is sent).
+    #[default]
+    Auto,
+    /// Some tool must be called (OpenAI `required`, Anthropic `any`).
+    Any,
+    /// This tool must be called.
+    Tool(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,9 @@
 use serde_json::{Value, json};
 
 use super::http::{Header, HttpClient};
-use super::{Block, BoxFuture, Provider, ProviderError, Reply, Request, Role, StopReason, Usage};
+use super::{
+    Block, BoxFuture, Provider, ProviderError, Reply, Request, Role, StopReason, ToolChoice, Usage,
+};
 use crate::secrets::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -83,7 +85,12 @@ pub fn to_wire(request: &Request, official: bool) -> Value {
                         _ => None,
                     })
                     .collect();
-                let mut entry = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+                // A message that only calls tools leaves `content` out: some
+                // servers (llama.cpp's) refuse `"content": null` with a 500.
+                let mut entry = json!({"role": "assistant"});
+                if !text.is_empty() {
+                    entry["content"] = json!(text);
+                }
                 if !calls.is_empty() {
                     entry["tool_calls"] = json!(calls);
                 }
@@ -114,6 +121,13 @@ pub fn to_wire(request: &Request, official: bool) -> Value {
         .map(|tool| json!({"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": tool.input_schema}}))
         .collect();
     let mut body = json!({"model": request.model, "messages": messages, "tools": tools});
+    match &request.tool_choice {
+        ToolChoice::Auto => {}
+        ToolChoice::Any => body["tool_choice"] = json!("required"),
+        ToolChoice::Tool(name) => {
+            body["tool_choice"] = json!({"type": "function", "function": {"name": name}});
+        }
+    }
     body[if official {
         "max_completion_tokens"
     } else {

@@ -168,6 +168,7 @@ mod tests {
             messages: Vec::new(),
             tools: Vec::new(),
             max_tokens: 100,
+            tool_choice: crate::llm::ToolChoice::Auto,
         }
     }
 

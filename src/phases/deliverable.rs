@@ -56,8 +56,9 @@ fn kind(phase: PhaseName) -> Kind {
 /// How one `submit_*` session ended, for the phase to act on.
 enum Asked {
     Value(Value),
-    /// No valid submission within the turn limit: counts as a failed attempt.
-    NoAnswer(u32),
+    /// No valid submission (the turn limit, or a stuck model), and why:
+    /// counts as a failed attempt.
+    NoAnswer(String),
     Stop(Outcome, String),
 }
 
@@ -79,6 +80,7 @@ async fn ask(context: &mut Context<'_>, ask: Ask<'_>) -> anyhow::Result<Asked> {
         Err(error) => return Ok(Asked::Stop(Outcome::Blocked, error.to_string())),
     };
     let run_id = context.run_id();
+    let tool_name = ask.tool.name.clone();
     let spec = SessionSpec {
         provider: provider.as_ref(),
         model: ask.model,
@@ -101,7 +103,10 @@ async fn ask(context: &mut Context<'_>, ask: Ask<'_>) -> anyhow::Result<Asked> {
         Ok(SessionEnd::Submitted(value)) => Asked::Value(value),
         Err(SessionError::Budget(reason)) => Asked::Stop(Outcome::BudgetExceeded, reason),
         Err(SessionError::Provider(error)) => Asked::Stop(Outcome::Blocked, error.to_string()),
-        Err(SessionError::TurnLimit(turns)) => Asked::NoAnswer(turns),
+        Err(SessionError::TurnLimit(turns)) => {
+            Asked::NoAnswer(format!("no valid `{tool_name}` in {turns} turns"))
+        }
+        Err(SessionError::Stuck(reason)) => Asked::NoAnswer(reason),
         Err(SessionError::Other(error)) => return Err(error),
     })
 }
@@ -176,11 +181,8 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
         };
         let deliverable = match asked {
             Asked::Value(value) => value,
-            Asked::NoAnswer(turns) => {
-                let objection = format!(
-                    "attempt {attempt} produced no valid {} in {turns} turns",
-                    kind.tool.name
-                );
+            Asked::NoAnswer(reason) => {
+                let objection = format!("attempt {attempt}: {reason}");
                 feedback.attempts.push(FeedbackEntry {
                     attempt,
                     verdict: FeedbackVerdict::Error,
@@ -323,9 +325,9 @@ async fn validate(
             }
         }
         // A validator that cannot answer never passes anything.
-        Asked::NoAnswer(turns) => Validation::Revise(
+        Asked::NoAnswer(reason) => Validation::Revise(
             FeedbackVerdict::Revise,
-            vec![format!("the validator gave no verdict in {turns} turns")],
+            vec![format!("the validator gave no verdict: {reason}")],
         ),
         Asked::Stop(outcome, reason) => Validation::Stop(outcome, reason),
     })
@@ -433,9 +435,9 @@ async fn panel_review(
                 }
                 (review.verdict, reason)
             }
-            Asked::NoAnswer(turns) => (
+            Asked::NoAnswer(reason) => (
                 ReviewVerdict::RequestChanges,
-                format!("no verdict in {turns} turns"),
+                format!("no verdict: {reason}"),
             ),
             Asked::Stop(outcome, reason) => return Ok(Asked::Stop(outcome, reason)),
         };

@@ -96,6 +96,9 @@ async fn agent_session(
             Outcome::Blocked,
             format!("{phase} did not finish within {turns} turns (phases.{phase}.max_turns)"),
         ),
+        Err(SessionError::Stuck(reason)) => {
+            AgentRun::Stop(Outcome::Blocked, format!("{phase} is stuck: {reason}"))
+        }
         Err(SessionError::Other(error)) => return Err(error),
     })
 }

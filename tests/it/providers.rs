@@ -345,3 +345,106 @@ fn a_request_that_hangs_times_out_and_is_retried() {
         );
     });
 }
+
+/// A reply with only prose.
+fn prose(text: &str) -> Value {
+    json!({"text": text, "usage": {"input": 100, "output": 10}})
+}
+
+#[test]
+fn prose_replies_get_the_tool_forced_and_three_in_a_row_end_the_attempt() {
+    for_each_wire(|wire| {
+        let mut script = happy_script();
+        // The plan: prose once, then (with the tool forced) the plan.
+        let plan = script["plan"][0].clone();
+        script["plan"] = json!([prose("I would change lib.sh."), plan]);
+        // The first implement: prose, prose, prose; it never calls a tool.
+        script["implement#1"] = json!([prose("a"), prose("b"), prose("c"), prose("d")]);
+        let (context, server, run) = chore_run(wire, script, Vec::new());
+        run.assert_code(1);
+        let requests = server.requests();
+        let bodies = |phase: &str| -> Vec<Value> {
+            requests
+                .iter()
+                .filter(|request| request.headers["x-baton-phase"] == phase)
+                .map(|request| request.body.clone())
+                .collect()
+        };
+        let plan = bodies("plan");
+        assert_eq!(plan.len(), 2, "{wire:?}");
+        assert!(
+            plan[0].get("tool_choice").is_none(),
+            "{wire:?}: {}",
+            plan[0]
+        );
+        let forced = match wire {
+            Wire::OpenAi => json!({"type": "function", "function": {"name": "submit_plan"}}),
+            Wire::Anthropic => json!({"type": "tool", "name": "submit_plan"}),
+        };
+        assert_eq!(plan[1]["tool_choice"], forced, "{wire:?}");
+        // The agent phase forces "some tool"; the third prose reply ends it.
+        let implement = bodies("implement");
+        assert_eq!(implement.len(), 3, "{wire:?}");
+        let any = match wire {
+            Wire::OpenAi => json!("required"),
+            Wire::Anthropic => json!({"type": "any"}),
+        };
+        assert_eq!(implement[2]["tool_choice"], any, "{wire:?}");
+        let manifest = context.manifest();
+        assert_eq!(manifest["outcome"], "blocked");
+        assert!(
+            manifest["reason"]
+                .as_str()
+                .unwrap()
+                .contains("prose 3 times in a row"),
+            "{}",
+            manifest["reason"]
+        );
+    });
+}
+
+#[test]
+fn a_refused_call_repeated_ends_the_attempt_at_once_and_becomes_its_objection() {
+    let mut script = happy_script();
+    // `submit_plan` without `rollback`, twice: the second refusal ends attempt 1.
+    let mut incomplete = script["plan"][0].clone();
+    incomplete["calls"][0]["arguments"]
+        .as_object_mut()
+        .unwrap()
+        .remove("rollback");
+    script["plan#1"] = json!([incomplete.clone(), incomplete.clone(), incomplete]);
+    let (context, server, run) = chore_run(Wire::OpenAi, script, Vec::new());
+    run.assert_code(0);
+    let plan_requests = server
+        .requests()
+        .iter()
+        .filter(|request| request.headers["x-baton-phase"] == "plan")
+        .count();
+    // Attempt 1: two requests; attempt 2: one.
+    assert_eq!(plan_requests, 3);
+    let feedback = crate::support::read_json(&context.run_dir.join("feedback/plan.json"));
+    let first = feedback["attempts"][0]["objections"][0].as_str().unwrap();
+    assert!(first.contains("refused twice in a row"), "{first}");
+    // Attempt 2 was told why attempt 1 failed.
+    assert!(
+        context
+            .run_file("transcripts/plan-2.jsonl")
+            .contains("refused twice")
+    );
+}
+
+#[test]
+fn an_assistant_message_with_only_tool_calls_sends_no_null_content() {
+    let (_, server, run) = chore_run(Wire::OpenAi, happy_script(), Vec::new());
+    run.assert_code(0);
+    for request in server.requests() {
+        for message in request.body["messages"].as_array().unwrap() {
+            assert!(
+                message
+                    .get("content")
+                    .is_none_or(|content| !content.is_null()),
+                "{message}"
+            );
+        }
+    }
+}
