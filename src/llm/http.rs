@@ -185,6 +185,13 @@ impl HttpClient {
             429 if is_spend_limit(body) => {
                 Failure::Stop(ProviderError::SpendLimit { provider, message })
             }
+            // Some servers (llama.cpp's Python one) answer a request they
+            // cannot parse with a 500: sending it again cannot help.
+            500 if is_invalid_request(body) => Failure::Stop(ProviderError::Rejected {
+                provider,
+                status,
+                message,
+            }),
             408 | 409 | 429 | 500..=599 => Failure::Retry {
                 reason: format!("HTTP {status} from {url}: {message}"),
                 wait: server_wait(headers),
@@ -286,6 +293,19 @@ pub fn parse_go_duration(text: &str) -> Option<f64> {
     (any && number.is_empty()).then_some(total)
 }
 
+/// A 500 whose body says the request itself is wrong.
+fn is_invalid_request(body: &str) -> bool {
+    let lower = body.to_ascii_lowercase();
+    [
+        "invalid_request_error",
+        "input should be a valid",
+        "validation error",
+        "unprocessable",
+    ]
+    .iter()
+    .any(|marker| lower.contains(marker))
+}
+
 fn is_spend_limit(body: &str) -> bool {
     let lower = body.to_ascii_lowercase();
     [
@@ -375,6 +395,10 @@ mod tests {
 
     #[test]
     fn spend_limits_are_recognised() {
+        assert!(is_invalid_request(
+            r#"{"detail":[{"type":"string_type","msg":"Input should be a valid string","loc":["body","messages",2,"content"]}]}"#
+        ));
+        assert!(!is_invalid_request(r#"{"error":"upstream timed out"}"#));
         assert!(is_spend_limit(
             r#"{"error":{"type":"insufficient_quota","code":"insufficient_quota"}}"#
         ));

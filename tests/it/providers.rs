@@ -448,3 +448,21 @@ fn an_assistant_message_with_only_tool_calls_sends_no_null_content() {
         }
     }
 }
+
+#[test]
+fn a_500_that_says_the_request_is_invalid_is_not_retried() {
+    let body = r#"{"detail":[{"type":"string_type","loc":["body","messages",2,"content"],"msg":"Input should be a valid string","input":null}]}"#;
+    let (context, server, run) = chore_run(
+        Wire::OpenAi,
+        happy_script(),
+        vec![fault(None, 500, &[], body, 10)],
+    );
+    run.assert_code(1);
+    // One request, no retry, no fallback: the same request cannot succeed.
+    assert_eq!(server.requests().len(), 1);
+    let reason = context.manifest()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("Input should be a valid string"),
+        "{reason}"
+    );
+}
