@@ -158,6 +158,15 @@ pub async fn run_session(
                     is_error: true,
                 }
             } else if name == terminal {
+                let (arguments, dropped) =
+                    schema::drop_unknown(&spec.terminal.input_schema, &arguments);
+                if !dropped.is_empty() {
+                    tracing::info!(
+                        "{}: dropped fields `{terminal}` does not name: {}",
+                        spec.phase_label,
+                        dropped.join(", ")
+                    );
+                }
                 let errors = schema::check(&spec.terminal.input_schema, &arguments);
                 if errors.is_empty() {
                     return Ok(SessionEnd::Submitted(arguments));

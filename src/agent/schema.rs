@@ -161,6 +161,49 @@ fn tool(name: &str, description: &str, input_schema: Value) -> ToolSpec {
 }
 
 /// Checks `value` against `schema`; every error names its field path.
+/// `value` without the object fields `schema` does not name, and their
+/// paths: a harmless extra field is dropped, not a reason to refuse a
+/// deliverable (small models add them).
+pub fn drop_unknown(schema: &Value, value: &Value) -> (Value, Vec<String>) {
+    let mut dropped = Vec::new();
+    let kept = drop_at(schema, value, "", &mut dropped);
+    (kept, dropped)
+}
+
+fn drop_at(schema: &Value, value: &Value, path: &str, dropped: &mut Vec<String>) -> Value {
+    match (schema.get("type").and_then(Value::as_str), value) {
+        (Some("object"), Value::Object(map)) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let mut kept = serde_json::Map::new();
+            for (name, field) in map {
+                match properties.and_then(|properties| properties.get(name)) {
+                    Some(field_schema) => {
+                        kept.insert(
+                            name.clone(),
+                            drop_at(field_schema, field, &join(path, name), dropped),
+                        );
+                    }
+                    None => dropped.push(join(path, name)),
+                }
+            }
+            Value::Object(kept)
+        }
+        (Some("array"), Value::Array(items)) => match schema.get("items") {
+            Some(item_schema) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        drop_at(item_schema, item, &format!("{path}[{index}]"), dropped)
+                    })
+                    .collect(),
+            ),
+            None => value.clone(),
+        },
+        _ => value.clone(),
+    }
+}
+
 pub fn check(schema: &Value, value: &Value) -> Vec<String> {
     let mut errors = Vec::new();
     check_at(schema, value, "", &mut errors);
@@ -245,6 +288,17 @@ fn join(path: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_fields_are_dropped_at_every_level() {
+        let (kept, dropped) = drop_unknown(
+            &submit_children().input_schema,
+            &json!({"children": [{"title": "a", "body": "b", "size": "S"}], "notes": "x"}),
+        );
+        assert_eq!(kept, json!({"children": [{"title": "a", "body": "b"}]}));
+        assert_eq!(dropped, ["children[0].size", "notes"]);
+        assert!(check(&submit_children().input_schema, &kept).is_empty());
+    }
 
     #[test]
     fn reports_every_error_with_its_path() {

@@ -225,3 +225,15 @@ fn an_external_executor_edits_the_tree_is_verified_and_never_sees_tokens() {
     );
     assert_eq!(context.manifest()["phases"][5]["model"], "executor:command");
 }
+
+#[test]
+fn a_field_the_schema_does_not_name_is_dropped_not_refused() {
+    let context = TestContext::new("");
+    let mut script = happy_script();
+    script["plan"][0]["calls"][0]["arguments"]["notes"] = json!("an extra field");
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let plan = read_json(&context.run_dir.join("plan.json"));
+    assert!(plan.get("notes").is_none(), "{plan}");
+    assert_eq!(context.manifest()["phases"][3]["attempts"], 1);
+}
