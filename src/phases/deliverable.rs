@@ -313,7 +313,10 @@ async fn validate(
     Ok(match ask(context, question).await? {
         Asked::Value(value) => {
             let objections = strings(&value, "objections");
-            if value.get("verdict").and_then(Value::as_str) == Some(Verdict::Pass.as_str()) {
+            let passed =
+                value.get("verdict").and_then(Value::as_str) == Some(Verdict::Pass.as_str());
+            // A `pass` that lists objections has not passed: they are carried.
+            if passed && objections.is_empty() {
                 Validation::Pass
             } else if objections.is_empty() {
                 Validation::Revise(

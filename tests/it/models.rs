@@ -237,3 +237,23 @@ fn a_field_the_schema_does_not_name_is_dropped_not_refused() {
     assert!(plan.get("notes").is_none(), "{plan}");
     assert_eq!(context.manifest()["phases"][3]["attempts"], 1);
 }
+
+#[test]
+fn a_validator_pass_with_objections_is_a_revise_that_carries_them() {
+    let context = TestContext::new("");
+    let mut script = happy_script();
+    script["spec.validate#1"] = json!([reply(vec![call(
+        "submit_verdict",
+        json!({"verdict": "pass", "objections": ["acceptance names no exact output"]})
+    )])]);
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let feedback = read_json(&context.run_dir.join("feedback/spec.json"));
+    assert_eq!(feedback["attempts"][0]["verdict"], "revise");
+    assert_eq!(feedback["attempts"][1]["verdict"], "pass");
+    assert!(
+        context
+            .run_file("transcripts/spec-2.jsonl")
+            .contains("acceptance names no exact output")
+    );
+}
