@@ -153,6 +153,21 @@ pub struct ProviderConfig {
     /// Timeout of one request.
     #[serde(default = "default_timeout_s")]
     pub timeout_s: u64,
+    /// When the model must call a tool: `auto` (from its second prose reply
+    /// on), or from the first request for servers that leave tools out of
+    /// the prompt unless forced: `required` (any tool) or `force` (the
+    /// phase's submit tool; any tool in agent phases).
+    #[serde(default)]
+    pub tool_choice: ToolChoicePolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolChoicePolicy {
+    #[default]
+    Auto,
+    Required,
+    Force,
 }
 
 fn default_max_retries() -> u32 {
@@ -182,6 +197,7 @@ impl ProviderConfig {
             backoff_ms: default_backoff_ms(),
             max_wait_s: default_max_wait_s(),
             timeout_s: default_timeout_s(),
+            tool_choice: ToolChoicePolicy::Auto,
         }
     }
 }
@@ -725,6 +741,14 @@ impl Config {
         self.phase(phase).max_turns.unwrap_or(self.agent.max_turns)
     }
 
+    /// The `tool_choice` policy of a model's provider.
+    pub fn tool_choice(&self, model: &ModelRef) -> ToolChoicePolicy {
+        self.providers
+            .get(&model.provider)
+            .map(|provider| provider.tool_choice)
+            .unwrap_or_default()
+    }
+
     pub fn price(&self, model: &ModelRef) -> Option<Price> {
         self.pricing.get(&model.to_string()).copied()
     }
@@ -807,6 +831,7 @@ fn section_keys(name: &str) -> Option<&'static [&'static str]> {
             "backoff_ms",
             "max_wait_s",
             "timeout_s",
+            "tool_choice",
         ],
         "phases" => &[
             "model",

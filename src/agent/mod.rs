@@ -12,7 +12,7 @@ pub mod tools;
 
 use serde_json::Value;
 
-use crate::config::ModelRef;
+use crate::config::{ModelRef, ToolChoicePolicy};
 use crate::llm::{
     Block, Message, Provider, ProviderError, Reply, Request, Role, StopReason, ToolChoice, ToolSpec,
 };
@@ -39,6 +39,8 @@ pub struct SessionSpec<'a> {
     pub tools: Vec<ToolSpec>,
     pub workspace: Option<&'a Workspace>,
     pub max_turns: u32,
+    /// The provider's `tool_choice` policy.
+    pub tool_choice: ToolChoicePolicy,
 }
 
 /// Hooks the phase gives the loop: the budget check before every request and
@@ -91,12 +93,11 @@ pub async fn run_session(
     for turn in 0..spec.max_turns {
         // From the second prose reply on, the tool is forced: some servers
         // leave the tools out of the prompt unless one is.
-        let tool_choice = if prose_in_a_row == 0 {
-            ToolChoice::Auto
-        } else if terminal == FINISH {
-            ToolChoice::Any
-        } else {
-            ToolChoice::Tool(terminal.to_owned())
+        let tool_choice = match spec.tool_choice {
+            ToolChoicePolicy::Auto if prose_in_a_row == 0 => ToolChoice::Auto,
+            ToolChoicePolicy::Required => ToolChoice::Any,
+            _ if terminal == FINISH => ToolChoice::Any,
+            _ => ToolChoice::Tool(terminal.to_owned()),
         };
         let request = Request {
             run_id: spec.run_id.to_owned(),

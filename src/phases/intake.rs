@@ -200,6 +200,7 @@ async fn ask_route(
         tools: Vec::new(),
         workspace: None,
         max_turns: 3,
+        tool_choice: context.config().tool_choice(model),
     };
     context.record().attempts = 1;
     let mut observer = context.observer("intake", 1, model);

@@ -80,6 +80,7 @@ async fn agent_session(
         tools: working_tools(),
         workspace: Some(&workspace),
         max_turns: context.config().max_turns(phase),
+        tool_choice: context.config().tool_choice(&model),
     };
     let mut observer = context.observer(phase.as_str(), attempt, &model);
     Ok(match agent::run_session(spec, &mut observer).await {

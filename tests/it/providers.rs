@@ -11,6 +11,11 @@ use crate::support::{Run, TestContext, agent, happy_script, write};
 const KEY: &str = "fake-llm-key-0123456789";
 
 fn config(wire: Wire, base_url: &str, timeout_s: u64) -> String {
+    config_with(wire, base_url, timeout_s, "")
+}
+
+/// The fake server's config, with extra keys for `[providers.llm]`.
+fn config_with(wire: Wire, base_url: &str, timeout_s: u64, provider_extra: &str) -> String {
     let kind = match wire {
         Wire::Anthropic => "anthropic",
         Wire::OpenAi => "openai",
@@ -30,6 +35,7 @@ api_key_env = "FAKE_LLM_KEY"
 max_retries = 2
 backoff_ms = 20
 timeout_s = {timeout_s}
+{provider_extra}
 
 [[gates]]
 name = "test"
@@ -465,4 +471,37 @@ fn a_500_that_says_the_request_is_invalid_is_not_retried() {
         reason.contains("Input should be a valid string"),
         "{reason}"
     );
+}
+
+#[test]
+fn a_provider_can_force_tool_calls_from_the_first_request() {
+    for (policy, deliverable, agent) in [
+        (
+            "force",
+            json!({"type": "function", "function": {"name": "submit_plan"}}),
+            json!("required"),
+        ),
+        ("required", json!("required"), json!("required")),
+    ] {
+        let server = FakeLlm::start(Wire::OpenAi, KEY, happy_script());
+        let context = TestContext::with_config(&config_with(
+            Wire::OpenAi,
+            &server.base_url(),
+            10,
+            &format!("tool_choice = \"{policy}\""),
+        ))
+        .env("FAKE_LLM_KEY", KEY);
+        context.issue_with_labels(&["chore"]);
+        context.run_local().assert_code(0);
+        let first = |phase: &str| {
+            server
+                .requests()
+                .into_iter()
+                .find(|request| request.headers["x-baton-phase"] == phase)
+                .unwrap()
+                .body
+        };
+        assert_eq!(first("plan")["tool_choice"], deliverable, "{policy}");
+        assert_eq!(first("implement")["tool_choice"], agent, "{policy}");
+    }
 }
