@@ -220,7 +220,22 @@ pub struct PhaseConfig {
     pub adversarial: bool,
     /// implement only: one fresh-context session per plan step.
     pub per_step: bool,
+    /// tests only: the globs the tests phase may write (default: the common
+    /// test layouts, `TEST_PATHS`).
+    pub paths: Option<Vec<String>>,
 }
+
+/// Where tests live in the common layouts: what the tests phase may write
+/// unless `[phases.tests].paths` says otherwise.
+pub const TEST_PATHS: &[&str] = &[
+    "tests/**",
+    "test/**",
+    "spec/**",
+    "**/test_*.*",
+    "**/*_test.*",
+    "**/*.test.*",
+    "**/*_spec.*",
+];
 
 /// `[review]`: several reviewers, each with a persona and a weight.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -733,6 +748,13 @@ impl Config {
         self.resolve_model_reference(&reference)
     }
 
+    /// The globs the tests phase may write.
+    pub fn test_paths(&self) -> Vec<String> {
+        self.phase(PhaseName::Tests)
+            .paths
+            .unwrap_or_else(|| TEST_PATHS.iter().map(|glob| (*glob).to_owned()).collect())
+    }
+
     pub fn attempts(&self, phase: PhaseName) -> u32 {
         self.phase(phase).attempts.unwrap_or(3)
     }
@@ -841,6 +863,7 @@ fn section_keys(name: &str) -> Option<&'static [&'static str]> {
             "escalate",
             "adversarial",
             "per_step",
+            "paths",
         ],
         "review" => &["panel", "approve_threshold", "persona", "weight"],
         "executor" => &["kind", "command", "key_env", "timeout_s", "phases"],

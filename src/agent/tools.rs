@@ -25,6 +25,9 @@ pub struct Workspace {
     command_timeout: Duration,
     output_limit: usize,
     environment: Vec<(String, String)>,
+    /// When set, `write_file` and `edit_file` may only touch paths these
+    /// globs match (the tests phase writes tests, nothing else).
+    writable: Option<(globset::GlobSet, Vec<String>)>,
 }
 
 /// What a tool call produced: text for the model, and whether it is an error.
@@ -63,7 +66,31 @@ impl Workspace {
             command_timeout,
             output_limit,
             environment,
+            writable: None,
         })
+    }
+
+    /// Confines writes to paths the globs match.
+    pub fn writable_only(mut self, globs: &[String]) -> anyhow::Result<Self> {
+        let mut builder = globset::GlobSetBuilder::new();
+        for glob in globs {
+            builder.add(globset::Glob::new(glob).map_err(|error| {
+                crate::bad_input!("phases.tests.paths: `{glob}` is not a glob: {error}")
+            })?);
+        }
+        self.writable = Some((builder.build()?, globs.to_vec()));
+        Ok(self)
+    }
+
+    /// Whether a write to `path` (relative to the work tree) is allowed.
+    fn may_write(&self, path: &str) -> Result<(), String> {
+        match &self.writable {
+            Some((set, globs)) if !set.is_match(path.trim_start_matches("./")) => Err(format!(
+                "this phase writes only test files ({}); `{path}` is not one: leave the code under test as it is",
+                globs.join(", ")
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -208,7 +235,10 @@ impl Workspace {
     }
 
     pub fn write_file(&self, path: &str, content: &str) -> ToolOutput {
-        let full = match self.confine(path) {
+        let full = match self
+            .confine(path)
+            .and_then(|full| self.may_write(path).map(|()| full))
+        {
             Ok(full) => full,
             Err(message) => return ToolOutput::error(message),
         };
@@ -227,7 +257,10 @@ impl Workspace {
     }
 
     pub fn edit_file(&self, path: &str, old: &str, new: &str) -> ToolOutput {
-        let full = match self.confine(path) {
+        let full = match self
+            .confine(path)
+            .and_then(|full| self.may_write(path).map(|()| full))
+        {
             Ok(full) => full,
             Err(message) => return ToolOutput::error(message),
         };

@@ -60,12 +60,15 @@ async fn agent_session(
         Err(error) => return Ok(AgentRun::Stop(Outcome::Blocked, error.to_string())),
     };
     let config = context.config();
-    let workspace = tools::Workspace::new(
+    let mut workspace = tools::Workspace::new(
         tree.path(),
         Duration::from_secs(config.agent.command_timeout_s),
         config.agent.output_limit_bytes,
         scrubbed_environment(&context.settings.key_variables),
     )?;
+    if phase == PhaseName::Tests {
+        workspace = workspace.writable_only(&config.test_paths())?;
+    }
     let conventions = context.conventions();
     let run_id = context.run_id();
     let spec = SessionSpec {
@@ -174,10 +177,43 @@ fn task_brief(context: &Context<'_>) -> anyhow::Result<String> {
     Ok(brief)
 }
 
+/// The files a patch changes that the tests phase may not write.
+fn outside_test_paths(context: &Context<'_>, patch: &str) -> anyhow::Result<Vec<String>> {
+    let mut builder = globset::GlobSetBuilder::new();
+    for glob in context.config().test_paths() {
+        builder.add(globset::Glob::new(&glob)?);
+    }
+    let set = builder.build()?;
+    Ok(crate::patch::parse(patch)
+        .into_iter()
+        .map(|change| change.path)
+        .filter(|path| !set.is_match(path))
+        .collect())
+}
+
 /// tests: write failing tests first, then prove they fail on the base commit.
+/// Red means something only if the base passes on its own: that is checked
+/// first, so a broken base is never taken for tests that fail.
 pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     let base = context.run.manifest.base_sha.clone();
     let attempts = context.config().attempts(PhaseName::Tests);
+    let untouched = context.source.work_tree(&base, "")?;
+    let on_base = run_gates(context, &untouched, GateRun::RedCheck).await?;
+    drop(untouched);
+    let broken: Vec<String> = on_base
+        .iter()
+        .filter(|(gate, _)| gate.required && !gate.passed)
+        .map(|(gate, _)| gate.name.clone())
+        .collect();
+    if !broken.is_empty() {
+        return Ok(PhaseResult::Stop(
+            Outcome::Blocked,
+            format!(
+                "the base commit fails required gate(s) {} before any change, so failing tests could not be told from a broken base; fix the base first",
+                broken.join(", ")
+            ),
+        ));
+    }
     let brief = task_brief(context)?;
     let mut objections = Vec::new();
     let mut last: Option<(String, TestsRecord)> = None;
@@ -200,6 +236,17 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         }
         if patch.trim().is_empty() {
             objections.push(format!("attempt {attempt} wrote no test at all"));
+            continue;
+        }
+        // A `run` command can write anywhere: what is not a test file is
+        // sent back, so red can only come from the new tests.
+        let outside = outside_test_paths(context, &patch)?;
+        if !outside.is_empty() {
+            objections.push(format!(
+                "attempt {attempt} changed {}, which {} not test files; the tests phase writes tests only and leaves the code under test as it is",
+                outside.join(", "),
+                if outside.len() == 1 { "is" } else { "are" }
+            ));
             continue;
         }
         // The red check runs on a fresh tree: base + the tests, nothing else.

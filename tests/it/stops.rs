@@ -230,3 +230,61 @@ fn sloppy_replies_are_answered_and_counted_as_turns() {
     assert!(transcript.contains("there is no tool `no_such_tool`"));
     assert!(transcript.contains("`objectives` is required"));
 }
+
+#[test]
+fn the_tests_phase_writes_only_test_files_and_red_comes_from_the_new_tests() {
+    let context = TestContext::new("[phases.tests]\nattempts = 2\n");
+    let mut script = happy_script();
+    // Attempt 1: the test, plus a rewrite of the code under test through
+    // write_file (refused) and through a shell command (sent back).
+    script["tests#1"] = agent(vec![vec![
+        write("tests/greet_test.sh", crate::support::GOOD_TEST),
+        write("lib.sh", "greet() { exit 1; }\n"),
+        call(
+            "run",
+            json!({"command": "echo 'greet() { exit 1; }' > lib.sh"}),
+        ),
+    ]]);
+    script["tests#2"] = agent(vec![vec![write(
+        "tests/greet_test.sh",
+        crate::support::GOOD_TEST,
+    )]]);
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let first = context.run_file("transcripts/tests-1.jsonl");
+    assert!(first.contains("writes only test files"), "{first}");
+    let second = context.run_file("transcripts/tests-2.jsonl");
+    assert!(
+        second.contains("lib.sh, which is not test files"),
+        "{second}"
+    );
+    let tests = crate::support::read_json(&context.run_dir.join("tests.json"));
+    assert_eq!(tests["red"], true);
+    let files: Vec<&str> = tests["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| file[0].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["tests/greet_test.sh"]);
+    assert_eq!(context.evidence()["outcome"], "done");
+}
+
+#[test]
+fn a_base_that_fails_its_gates_blocks_the_tests_phase() {
+    let context = TestContext::new("");
+    std::fs::write(context.repo.join("tests/broken_test.sh"), "exit 1\n").unwrap();
+    context.commit("a broken test on the base");
+    context.script(&happy_script());
+    context.run_local().assert_code(1);
+    let manifest = context.manifest();
+    assert_eq!(manifest["outcome"], "blocked");
+    assert!(
+        manifest["reason"]
+            .as_str()
+            .unwrap()
+            .contains("base commit fails required gate(s) test"),
+        "{}",
+        manifest["reason"]
+    );
+}
