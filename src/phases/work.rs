@@ -279,10 +279,18 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         ));
         last = Some((patch, record));
     }
-    if let Some((patch, record)) = last {
-        context.run.write_patch(PATCH, &patch)?;
-        context.run.write_json("tests.json", &record)?;
-    }
+    let Some((patch, record)) = last else {
+        // Say what happened: no attempt got as far as a red check.
+        return Ok(PhaseResult::Stop(
+            Outcome::Blocked,
+            format!(
+                "tests: no usable test was written in {attempts} attempt(s): {}",
+                objections.join("; ")
+            ),
+        ));
+    };
+    context.run.write_patch(PATCH, &patch)?;
+    context.run.write_json("tests.json", &record)?;
     Ok(PhaseResult::Stop(
         Outcome::Blocked,
         format!(

@@ -288,3 +288,18 @@ fn a_base_that_fails_its_gates_blocks_the_tests_phase() {
         manifest["reason"]
     );
 }
+
+#[test]
+fn a_tests_phase_that_writes_no_test_says_so() {
+    let context = TestContext::new("[phases.tests]\nattempts = 2\n");
+    let mut script = happy_script();
+    script["tests"] = agent(vec![vec![]]);
+    context.script(&script);
+    context.run_local().assert_code(1);
+    let reason = context.manifest()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("no usable test was written in 2 attempt(s)"),
+        "{reason}"
+    );
+    assert!(reason.contains("wrote no test at all"), "{reason}");
+}
