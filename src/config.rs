@@ -755,6 +755,17 @@ impl Config {
             .unwrap_or_else(|| TEST_PATHS.iter().map(|glob| (*glob).to_owned()).collect())
     }
 
+    /// The test paths as one matcher.
+    pub fn test_path_matcher(&self) -> anyhow::Result<globset::GlobSet> {
+        let mut builder = globset::GlobSetBuilder::new();
+        for glob in self.test_paths() {
+            builder.add(globset::Glob::new(&glob).map_err(|error| {
+                crate::bad_input!("phases.tests.paths: `{glob}` is not a glob: {error}")
+            })?);
+        }
+        Ok(builder.build()?)
+    }
+
     pub fn attempts(&self, phase: PhaseName) -> u32 {
         self.phase(phase).attempts.unwrap_or(3)
     }

@@ -98,6 +98,22 @@ impl Source {
         Ok(Some(blob.content().to_vec()))
     }
 
+    /// Every file path at `sha` (`/`-separated), for checking a plan's
+    /// touchpoints against the repository.
+    pub fn files_at(&self, sha: &str) -> anyhow::Result<Vec<String>> {
+        let tree = self.commit(sha)?.tree()?;
+        let mut files = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |directory, entry| {
+            if entry.kind() == Some(git2::ObjectType::Blob)
+                && let Ok(name) = entry.name()
+            {
+                files.push(format!("{directory}{name}"));
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        Ok(files)
+    }
+
     fn commit(&self, sha: &str) -> anyhow::Result<git2::Commit<'_>> {
         let oid = Oid::from_str(sha).map_err(|_| bad_input!("`{sha}` is not a commit id"))?;
         self.repository.find_commit(oid).map_err(|_| {

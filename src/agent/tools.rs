@@ -70,16 +70,11 @@ impl Workspace {
         })
     }
 
-    /// Confines writes to paths the globs match.
-    pub fn writable_only(mut self, globs: &[String]) -> anyhow::Result<Self> {
-        let mut builder = globset::GlobSetBuilder::new();
-        for glob in globs {
-            builder.add(globset::Glob::new(glob).map_err(|error| {
-                crate::bad_input!("phases.tests.paths: `{glob}` is not a glob: {error}")
-            })?);
-        }
-        self.writable = Some((builder.build()?, globs.to_vec()));
-        Ok(self)
+    /// Confines writes to paths `matcher` matches (`globs`, for messages).
+    #[must_use]
+    pub fn writable_only(mut self, matcher: globset::GlobSet, globs: Vec<String>) -> Self {
+        self.writable = Some((matcher, globs));
+        self
     }
 
     /// Whether a write to `path` (relative to the work tree) is allowed.

@@ -198,17 +198,28 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
             }
         };
         let markdown = render(phase, &deliverable)?;
-        let mut verdict = validate(
-            context,
-            phase,
-            attempt,
-            &validator_model,
-            &source,
-            &kind,
-            &markdown,
-            &objections,
-        )
-        .await?;
+        // A plan whose touchpoints are not paths of this repository cannot
+        // bound the change: sent back without spending a validator call.
+        let problems = if phase == PhaseName::Plan {
+            touchpoint_problems(context, &deliverable)?
+        } else {
+            Vec::new()
+        };
+        let mut verdict = if problems.is_empty() {
+            validate(
+                context,
+                phase,
+                attempt,
+                &validator_model,
+                &source,
+                &kind,
+                &markdown,
+                &objections,
+            )
+            .await?
+        } else {
+            Validation::Revise(FeedbackVerdict::Revise, problems)
+        };
         if matches!(verdict, Validation::Pass) && adversarial_pending {
             adversarial_pending = false;
             verdict = adversarial(context, attempt, &model, &source, &markdown).await?;
@@ -335,6 +346,58 @@ async fn validate(
         ),
         Asked::Stop(outcome, reason) => Validation::Stop(outcome, reason),
     })
+}
+
+/// Touchpoints that name nothing in the repository: each must be a glob that
+/// matches a file at the base commit, an existing path, a new file in an
+/// existing directory, or a new test file (`test_paths`: a test directory
+/// may be new).
+fn touchpoints_problems_for(
+    touchpoints: &[String],
+    files: &[String],
+    test_paths: &globset::GlobSet,
+) -> Vec<String> {
+    let directories: std::collections::BTreeSet<&str> = files
+        .iter()
+        .flat_map(|file| {
+            file.char_indices()
+                .filter(|(_, c)| *c == '/')
+                .map(move |(index, _)| &file[..index])
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for touchpoint in touchpoints {
+        let path = touchpoint
+            .trim()
+            .trim_start_matches("./")
+            .trim_end_matches('/');
+        let matches_a_file = globset::Glob::new(path).is_ok_and(|glob| {
+            let matcher = glob.compile_matcher();
+            files.iter().any(|file| matcher.is_match(file))
+        });
+        let is_a_directory = directories.contains(path);
+        let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
+        let new_file_in_place = !path.is_empty()
+            && !path.contains(char::is_whitespace)
+            && !path.contains(['*', '?', '['])
+            && (parent.is_empty() || directories.contains(parent) || test_paths.is_match(path));
+        if !(matches_a_file || is_a_directory || new_file_in_place) {
+            problems.push(format!(
+                "touchpoint `{touchpoint}` is not a path or glob of this repository: name the files (or globs, or new files in existing directories) the change will touch"
+            ));
+        }
+    }
+    problems
+}
+
+fn touchpoint_problems(context: &Context<'_>, deliverable: &Value) -> anyhow::Result<Vec<String>> {
+    let touchpoints = strings(deliverable, "touchpoints");
+    let files = context.source.files_at(&context.run.manifest.base_sha)?;
+    Ok(touchpoints_problems_for(
+        &touchpoints,
+        &files,
+        &context.config().test_path_matcher()?,
+    ))
 }
 
 /// The spec's adversarial pass: findings become objections for one more
@@ -613,4 +676,38 @@ pub fn render(phase: PhaseName, value: &Value) -> anyhow::Result<String> {
             format!("# Child issues\n\n{list}")
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touchpoints_must_name_the_repository() {
+        let files: Vec<String> = ["src/lib.rs", "tests/slug.rs", "README.md"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let touchpoints: Vec<String> = [
+            "src/lib.rs",
+            "src/**",
+            "tests/",
+            "src/new.rs",
+            "CHANGELOG.md",
+            "run tests",
+            "docs/new.md",
+            "lib/*.py",
+            "spec/new_spec.rb",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        let mut tests = globset::GlobSetBuilder::new();
+        tests.add(globset::Glob::new("spec/**").unwrap());
+        let problems = touchpoints_problems_for(&touchpoints, &files, &tests.build().unwrap());
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("`run tests`"));
+        assert!(problems[1].contains("`docs/new.md`"));
+        assert!(problems[2].contains("`lib/*.py`"));
+    }
 }

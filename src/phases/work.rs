@@ -67,7 +67,7 @@ async fn agent_session(
         scrubbed_environment(&context.settings.key_variables),
     )?;
     if phase == PhaseName::Tests {
-        workspace = workspace.writable_only(&config.test_paths())?;
+        workspace = workspace.writable_only(config.test_path_matcher()?, config.test_paths());
     }
     let conventions = context.conventions();
     let run_id = context.run_id();
@@ -179,11 +179,7 @@ fn task_brief(context: &Context<'_>) -> anyhow::Result<String> {
 
 /// The files a patch changes that the tests phase may not write.
 fn outside_test_paths(context: &Context<'_>, patch: &str) -> anyhow::Result<Vec<String>> {
-    let mut builder = globset::GlobSetBuilder::new();
-    for glob in context.config().test_paths() {
-        builder.add(globset::Glob::new(&glob)?);
-    }
-    let set = builder.build()?;
+    let set = context.config().test_path_matcher()?;
     Ok(crate::patch::parse(patch)
         .into_iter()
         .map(|change| change.path)

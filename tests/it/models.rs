@@ -257,3 +257,18 @@ fn a_validator_pass_with_objections_is_a_revise_that_carries_them() {
             .contains("acceptance names no exact output")
     );
 }
+
+#[test]
+fn plan_touchpoints_that_name_nothing_in_the_repository_are_sent_back() {
+    let context = TestContext::new("");
+    let mut script = happy_script();
+    let mut prose = script["plan"][0].clone();
+    prose["calls"][0]["arguments"]["touchpoints"] = json!(["lib.sh", "run tests"]);
+    script["plan#1"] = json!([prose]);
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let feedback = read_json(&context.run_dir.join("feedback/plan.json"));
+    let first = feedback["attempts"][0]["objections"][0].as_str().unwrap();
+    assert!(first.contains("touchpoint `run tests`"), "{first}");
+    assert_eq!(feedback["attempts"][1]["verdict"], "pass");
+}
