@@ -20,6 +20,9 @@ use tools::Workspace;
 
 pub const FINISH: &str = "finish";
 const MAX_TOKENS_PER_REPLY: u32 = 8192;
+/// Tools that only read: their answers hold until the tree is written to.
+const READ_ONLY: &[&str] = &["read_file", "list_files", "search"];
+
 /// Prose replies in a row after which the attempt ends: from the second the
 /// tool is forced, and a model that still answers in prose cannot do this.
 const MAX_PROSE_REPLIES: u32 = 3;
@@ -90,6 +93,10 @@ pub async fn run_session(
     let mut prose_in_a_row = 0;
     // The last call that was refused, and why: the same one again ends it.
     let mut last_refusal: Option<(String, String, String)> = None;
+    // Answers to `read_file`, `list_files`, `search` and `run` since the
+    // tree last changed: the same call again gets the same answer, with a
+    // note, instead of another run.
+    let mut answered: Vec<(String, String, String)> = Vec::new();
     for turn in 0..spec.max_turns {
         // From the second prose reply on, the tool is forced: some servers
         // leave the tools out of the prompt unless one is.
@@ -189,7 +196,34 @@ pub async fn run_session(
                     is_error: true,
                 }
             } else if let Some(workspace) = spec.workspace {
-                workspace.call(&name, &arguments).await
+                let key = arguments.to_string();
+                if let Some((_, _, earlier)) = answered
+                    .iter()
+                    .find(|(tool, arguments, _)| *tool == name && *arguments == key)
+                {
+                    tools::ToolOutput {
+                        content: format!(
+                            "{earlier}\n[baton: the same `{name}` call as before, and nothing was written since: this is its earlier answer]"
+                        ),
+                        is_error: false,
+                    }
+                } else {
+                    let output = workspace.call(&name, &arguments).await;
+                    if name == "run" {
+                        // A command may have written anything: only its own
+                        // answer still holds.
+                        answered.clear();
+                        answered.push((name.clone(), key, output.content.clone()));
+                    } else if READ_ONLY.contains(&name.as_str()) {
+                        if !output.is_error {
+                            answered.push((name.clone(), key, output.content.clone()));
+                        }
+                    } else if !output.is_error {
+                        // A write: earlier answers may no longer hold.
+                        answered.clear();
+                    }
+                    output
+                }
             } else {
                 tools::ToolOutput {
                     content: "this phase has no work tree".into(),

@@ -272,3 +272,31 @@ fn plan_touchpoints_that_name_nothing_in_the_repository_are_sent_back() {
     assert!(first.contains("touchpoint `run tests`"), "{first}");
     assert_eq!(feedback["attempts"][1]["verdict"], "pass");
 }
+
+#[test]
+fn a_repeated_read_or_command_is_answered_from_its_first_result() {
+    let context = TestContext::new("");
+    let log = context.path().join("ran.log");
+    let command = format!("echo ran >> {}; echo once", log.display());
+    let mut script = happy_script();
+    script["implement"] = agent(vec![
+        vec![call("run", json!({ "command": command }))],
+        vec![call("run", json!({ "command": command }))],
+        vec![call("read_file", json!({"path": "lib.sh"}))],
+        vec![write("lib.sh", "greet() { echo \"hello, world\"; }\n")],
+        vec![call("read_file", json!({"path": "lib.sh"}))],
+    ]);
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let transcript = context.run_file("transcripts/implement-1.jsonl");
+    assert_eq!(
+        transcript.matches("this is its earlier answer").count(),
+        1,
+        "{transcript}"
+    );
+    // The second `run` never ran: one line in the log, from the first.
+    let ran = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(ran.lines().count(), 1, "{ran}");
+    // After the write, the read is real: the new text is in the transcript.
+    assert!(transcript.contains("hello, world"));
+}
