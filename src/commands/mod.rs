@@ -16,8 +16,7 @@ use crate::interrupt::Interrupts;
 use crate::phases::{self, Job, PhaseReport};
 use crate::pipeline::machine;
 use crate::report::Reporter;
-use crate::run_dir::RunDir;
-use crate::run_dir::artifact;
+use crate::run_dir::{artifact, read_manifest};
 use crate::settings::{Settings, env};
 use crate::types::{Outcome, Route};
 
@@ -84,9 +83,9 @@ fn interrupts() -> anyhow::Result<Interrupts> {
 /// published, or a signal stops it. The state machine's bound backs the
 /// loop: a driver that went past it would be a bug, and it says so.
 pub async fn drive(job: &mut Job<'_>, run_dir: &Path) -> anyhow::Result<()> {
-    let bound = machine::max_executions(&RunDir::open(run_dir)?.manifest);
+    let bound = machine::max_executions(&read_manifest(run_dir)?);
     for _ in 0..=bound {
-        let manifest = RunDir::open(run_dir)?.manifest;
+        let manifest = read_manifest(run_dir)?;
         let Some(next) = machine::next_phase(&manifest) else {
             return Ok(());
         };
@@ -107,7 +106,7 @@ pub async fn drive(job: &mut Job<'_>, run_dir: &Path) -> anyhow::Result<()> {
 
 /// The step outputs (SPEC §9) for the run as it stands.
 fn outputs(run_dir: &Path, skipped: bool) -> anyhow::Result<crate::ci::Outputs> {
-    let manifest = RunDir::open(run_dir)?.manifest;
+    let manifest = read_manifest(run_dir)?;
     Ok(crate::ci::Outputs {
         outcome: manifest.outcome.to_string(),
         route: manifest.route.to_string(),
@@ -125,8 +124,7 @@ fn outputs(run_dir: &Path, skipped: bool) -> anyhow::Result<crate::ci::Outputs> 
 
 /// Prints the closing table and where the evidence is; exit status by outcome.
 pub fn conclude(reporter: &dyn Reporter, run_dir: &Path) -> anyhow::Result<ExitStatus> {
-    let run = RunDir::open(run_dir)?;
-    let manifest = &run.manifest;
+    let manifest = &read_manifest(run_dir)?;
     reporter.summary(manifest);
     let evidence = run_dir.join(artifact::EVIDENCE_MARKDOWN);
     reporter.line("");

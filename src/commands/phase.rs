@@ -9,7 +9,7 @@ use crate::cli::PhaseArgs;
 use crate::error::ExitStatus;
 use crate::phases::{self, Job, PhaseReport};
 use crate::report::Reporter;
-use crate::run_dir::RunDir;
+use crate::run_dir::read_manifest;
 use crate::settings::Settings;
 use crate::settings::env;
 use crate::trigger::{IntakeRequest, Trigger};
@@ -70,7 +70,7 @@ pub async fn run(
         phases::run_intake(&mut job, request).await?
     } else {
         let run_dir = require_run_dir(arguments.target.run_dir)?;
-        let manifest = RunDir::open(&run_dir)?.manifest;
+        let manifest = read_manifest(&run_dir)?;
         let settings = Settings::pinned(config, repo, &manifest)?;
         protect(&settings, reporter);
         let mut job = Job {
@@ -92,7 +92,7 @@ pub async fn run(
     if name != PhaseName::Publish
         && matches!(report, PhaseReport::Ran { .. } | PhaseReport::Interrupted)
     {
-        let manifest = RunDir::open(&run_dir)?.manifest;
+        let manifest = read_manifest(&run_dir)?;
         let next = crate::pipeline::machine::next_phase(&manifest);
         crate::ci::step_summary(&crate::ci::phase_summary(&manifest, name, next))?;
     }

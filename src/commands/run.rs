@@ -8,7 +8,7 @@ use crate::cli::RunArgs;
 use crate::error::ExitStatus;
 use crate::phases::{self, Job, PhaseReport};
 use crate::report::Reporter;
-use crate::run_dir::{MANIFEST, RunDir};
+use crate::run_dir::{MANIFEST, read_manifest};
 use crate::settings::Settings;
 use crate::trigger::{IntakeRequest, Trigger};
 
@@ -52,7 +52,7 @@ pub async fn run(
                 )
             })?
     };
-    let manifest = RunDir::open(&run_dir)?.manifest;
+    let manifest = read_manifest(&run_dir)?;
     let settings = Settings::pinned(config, repo, &manifest)?;
     protect(&settings, reporter);
     let mut job = Job {

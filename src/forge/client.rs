@@ -236,6 +236,17 @@ impl<T: Transport> Client<T> {
         idempotent: bool,
     ) -> Result<W, ForgeError> {
         let response = self.request(method, path, body, idempotent).await?;
+        self.decode(method, path, &response)
+    }
+
+    /// An answer's JSON decoded into `W` (a wire struct), for callers that
+    /// also read its headers (paging).
+    pub fn decode<W: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        response: &Response,
+    ) -> Result<W, ForgeError> {
         serde_json::from_str(&response.body).map_err(|error| ForgeError::Unreadable {
             forge: self.kind,
             request: format!("{} {path}", method.as_str()),

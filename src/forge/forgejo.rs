@@ -168,7 +168,7 @@ impl Forgejo {
         for page in 1..=MAX_PAGES {
             let path = self.repo_path(&format!("/labels?page={page}&limit={LIMIT}"));
             let response = self.client.request(Method::Get, &path, None, true).await?;
-            let batch: Vec<WireLabel> = decode(&response, &path)?;
+            let batch: Vec<WireLabel> = self.client.decode(Method::Get, &path, &response)?;
             let count = batch.len();
             labels.extend(batch.into_iter().map(|label| (label.name, label.id)));
             if !more_pages(&response, count, labels.len(), page) {
@@ -185,7 +185,7 @@ impl Forgejo {
         for page in 1..=MAX_PAGES {
             let path = self.repo_path(&format!("/pulls?state=open&page={page}&limit={LIMIT}"));
             let response = self.client.request(Method::Get, &path, None, true).await?;
-            let batch: Vec<WirePull> = decode(&response, &path)?;
+            let batch: Vec<WirePull> = self.client.decode(Method::Get, &path, &response)?;
             let count = batch.len();
             seen += count;
             if let Some(pull) = batch
@@ -222,14 +222,6 @@ impl Forgejo {
             })
             .collect())
     }
-}
-
-fn decode<W: serde::de::DeserializeOwned>(response: &Response, path: &str) -> Result<W> {
-    serde_json::from_str(&response.body).map_err(|error| super::ForgeError::Unreadable {
-        forge: ForgeKind::Forgejo,
-        request: format!("GET {path}"),
-        message: error.to_string(),
-    })
 }
 
 /// `user` in Forgejo's swagger.
@@ -625,7 +617,7 @@ impl Forge for Forgejo {
                     "/issues?state=open&type=issues{filter}&sort=oldest&page={page}&limit={LIMIT}"
                 ));
                 let response = self.client.request(Method::Get, &path, None, true).await?;
-                let batch: Vec<WireIssue> = decode(&response, &path)?;
+                let batch: Vec<WireIssue> = self.client.decode(Method::Get, &path, &response)?;
                 let count = batch.len();
                 seen += count;
                 issues.extend(

@@ -143,7 +143,7 @@ impl GitHub {
                 "/issues/{number}/comments?per_page={PAGE}&page={page}"
             ));
             let response = self.client.request(Method::Get, &path, None, true).await?;
-            let batch: Vec<WireComment> = decode(&response, &path)?;
+            let batch: Vec<WireComment> = self.client.decode(Method::Get, &path, &response)?;
             let more = has_next(&response, batch.len());
             let login = self.own_login().await;
             comments.extend(batch.into_iter().map(|wire| wire.into_comment(login)));
@@ -163,7 +163,7 @@ impl GitHub {
             .client
             .request(Method::Post, &self.graphql_url, Some(&body), true)
             .await?;
-        let answer: Value = decode(&response, "/graphql")?;
+        let answer: Value = self.client.decode(Method::Post, "/graphql", &response)?;
         if let Some(errors) = answer.get("errors") {
             return Err(ForgeError::Status {
                 forge: ForgeKind::GitHub,
@@ -185,14 +185,6 @@ fn origin_of(url: &str) -> String {
         }
         None => url.to_owned(),
     }
-}
-
-fn decode<W: serde::de::DeserializeOwned>(response: &Response, path: &str) -> Result<W> {
-    serde_json::from_str(&response.body).map_err(|error| ForgeError::Unreadable {
-        forge: ForgeKind::GitHub,
-        request: path.to_owned(),
-        message: error.to_string(),
-    })
 }
 
 /// Whether another page follows: the `Link` header says so.
@@ -585,7 +577,7 @@ impl Forge for GitHub {
                     "/issues?state=open{filter}&sort=created&direction=asc&per_page={PAGE}&page={page}"
                 ));
                 let response = self.client.request(Method::Get, &path, None, true).await?;
-                let batch: Vec<WireIssue> = decode(&response, &path)?;
+                let batch: Vec<WireIssue> = self.client.decode(Method::Get, &path, &response)?;
                 let more = has_next(&response, batch.len());
                 issues.extend(
                     batch

@@ -700,10 +700,14 @@ pub fn policy_verdict(
 }
 
 /// Runs the policy on a patch; `Some(reason)` when the run must be rejected.
-pub fn policy_stop(context: &Context<'_>, patch: &str) -> anyhow::Result<Option<String>> {
+pub fn policy_stop(
+    context: &Context<'_>,
+    config: &Config,
+    patch: &str,
+) -> anyhow::Result<Option<String>> {
     let changes = crate::patch::parse(patch);
     let plan = context.plan()?;
-    let verdict = policy_verdict(context, context.config(), &changes, plan.as_ref());
+    let verdict = policy_verdict(context, config, &changes, plan.as_ref());
     Ok((!verdict.is_clean()).then(|| format!("policy violation: {}", verdict.summary())))
 }
 

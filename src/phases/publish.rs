@@ -75,11 +75,8 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
 /// itself, and, once verify ran, the patch must be the one it checked.
 fn push_refusal(context: &Context<'_>, config: &Config) -> anyhow::Result<Option<String>> {
     let patch = context.patch()?;
-    let changes = crate::patch::parse(&patch);
-    let plan = context.plan()?;
-    let verdict = super::policy_verdict(context, config, &changes, plan.as_ref());
-    if !verdict.is_clean() {
-        return Ok(Some(format!("policy violation: {}", verdict.summary())));
+    if let Some(reason) = super::policy_stop(context, config, &patch)? {
+        return Ok(Some(reason));
     }
     let verify: Option<VerifyRecord> = context.run.read_json(artifact::VERIFY)?;
     if let Some(verify) = verify

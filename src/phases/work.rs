@@ -226,7 +226,7 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
             AgentRun::Stop(outcome, reason) => return Ok(PhaseResult::Stop(outcome, reason)),
         };
         let patch = tree.diff()?;
-        if let Some(reason) = policy_stop(context, &patch)? {
+        if let Some(reason) = policy_stop(context, context.config(), &patch)? {
             context.run.write_patch(PATCH, &patch)?;
             return Ok(PhaseResult::Stop(Outcome::Rejected, reason));
         }
@@ -419,7 +419,7 @@ fn save_agent_result(
     summary: String,
 ) -> anyhow::Result<PhaseResult> {
     let patch = tree.diff()?;
-    let stop = policy_stop(context, &patch)?;
+    let stop = policy_stop(context, context.config(), &patch)?;
     // Written even when rejected (redacted on the way), so the evidence shows
     // what was refused; publish refuses it again on its own.
     context.run.write_patch(PATCH, &patch)?;

@@ -94,28 +94,8 @@ impl RunDir {
     /// Opens a run read-only and checks every artifact against its sha256.
     /// A locked run can be read (`status`): writes are atomic renames.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let manifest = read_manifest(path)?;
         let manifest_path = path.join(MANIFEST);
-        let text = fs::read_to_string(&manifest_path).map_err(|error| {
-            bad_input!(
-                "{} is not a baton run directory ({}: {error}); pass the directory intake created with --run-dir",
-                path.display(),
-                manifest_path.display()
-            )
-        })?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|error| {
-            bad_input!(
-                "{} is not a valid run manifest: {error}",
-                manifest_path.display()
-            )
-        })?;
-        if manifest.schema != manifest::SCHEMA {
-            return Err(bad_input!(
-                "{} has schema `{}`; this baton reads `{}`",
-                manifest_path.display(),
-                manifest.schema,
-                manifest::SCHEMA
-            ));
-        }
         for (relative, expected) in &manifest.artifacts {
             if !is_artifact_name(relative) {
                 return Err(bad_input!(
@@ -308,6 +288,36 @@ impl RunDir {
     pub fn sha256_of(&self, relative: &str) -> Option<&str> {
         self.manifest.artifacts.get(relative).map(String::as_str)
     }
+}
+
+/// The manifest alone, parsed and its schema checked, without hashing the
+/// artifacts: for what only needs to know how the run stands (the driver's
+/// next step, step outputs, the pinned config before the phase opens the
+/// run under its lock and checks everything).
+pub fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
+    let manifest_path = path.join(MANIFEST);
+    let text = fs::read_to_string(&manifest_path).map_err(|error| {
+        bad_input!(
+            "{} is not a baton run directory ({}: {error}); pass the directory intake created with --run-dir",
+            path.display(),
+            manifest_path.display()
+        )
+    })?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|error| {
+        bad_input!(
+            "{} is not a valid run manifest: {error}",
+            manifest_path.display()
+        )
+    })?;
+    if manifest.schema != manifest::SCHEMA {
+        return Err(bad_input!(
+            "{} has schema `{}`; this baton reads `{}`",
+            manifest_path.display(),
+            manifest.schema,
+            manifest::SCHEMA
+        ));
+    }
+    Ok(manifest)
 }
 
 /// An absolute path of two or more components, not inside a URL (a URL's
