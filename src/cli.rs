@@ -30,6 +30,8 @@ pub enum Command {
     Phase(PhaseArgs),
     /// Show a run's phases, spend and outcome.
     Status(StatusArgs),
+    /// Write a commented baton.toml and the pipeline workflow into a repository.
+    Init(InitArgs),
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -89,6 +91,33 @@ pub struct PhaseArgs {
     /// and every phase after it are superseded (an ended run reopens).
     #[arg(long)]
     pub force: bool,
+    /// publish only: when the pipeline stopped before the run ended (a job
+    /// failed, was cancelled or never ran), end the run `cancelled` and
+    /// publish it as it stands. The pipeline's publish job passes it.
+    #[arg(long)]
+    pub finalise: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// github or forgejo (default: forgejo when the repository has a .forgejo folder).
+    #[arg(long, value_name = "FORGE")]
+    pub forge: Option<String>,
+    /// The repository (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
+    /// The runner label every job runs on (default: ubuntu-latest on GitHub, docker on Forgejo).
+    #[arg(long, value_name = "LABEL")]
+    pub runs_on: Option<String>,
+    /// The action the jobs use (default: the published baton action of this version).
+    #[arg(long, value_name = "REF")]
+    pub action: Option<String>,
+    /// The baton the action installs: a release tag, or `source` (default: this version).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Args)]

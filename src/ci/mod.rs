@@ -4,6 +4,7 @@
 //! provide these; each is written only when set.
 
 pub mod event;
+pub mod workflow;
 
 use std::io::Write;
 

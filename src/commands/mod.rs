@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod init;
 pub mod phase;
 pub mod run;
 pub mod status;
@@ -28,6 +29,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Run(arguments) => run::run(reporter, cli.config.as_deref(), arguments).await,
         Command::Phase(arguments) => phase::run(reporter, cli.config.as_deref(), arguments).await,
         Command::Status(arguments) => status::run(reporter, arguments),
+        Command::Init(arguments) => init::run(reporter, cli.config.as_deref(), &arguments),
         Command::Config {
             command: ConfigCommand::Check,
         } => config::check(reporter, cli.config.as_deref()),

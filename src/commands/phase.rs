@@ -9,7 +9,7 @@ use crate::cli::PhaseArgs;
 use crate::error::ExitStatus;
 use crate::phases::{self, Job, PhaseReport};
 use crate::report::Reporter;
-use crate::run_dir::read_manifest;
+use crate::run_dir::{RunDir, read_manifest};
 use crate::settings::Settings;
 use crate::settings::env;
 use crate::trigger::{IntakeRequest, Trigger};
@@ -28,6 +28,11 @@ pub async fn run(
     if name != PhaseName::Intake && (arguments.issue_file.is_some() || arguments.route.is_some()) {
         return Err(crate::bad_input!(
             "--issue-file and --route belong to `baton phase intake`; {name} reads the run directory"
+        ));
+    }
+    if arguments.finalise && name != PhaseName::Publish {
+        return Err(crate::bad_input!(
+            "--finalise belongs to `baton phase publish`; {name} cannot finalise a run"
         ));
     }
     let mut interrupts = interrupts()?;
@@ -73,6 +78,9 @@ pub async fn run(
         let manifest = read_manifest(&run_dir)?;
         let settings = Settings::pinned(config, repo, &manifest)?;
         protect(&settings, reporter);
+        if arguments.finalise {
+            finalise(reporter, &run_dir)?;
+        }
         let mut job = Job {
             settings: &settings,
             reporter,
@@ -101,10 +109,47 @@ pub async fn run(
             Ok(ExitStatus::Success)
         }
         PhaseReport::Ran {
+            outcome: Outcome::Running,
+        } if name == PhaseName::Verify && gates_failed(&run_dir)? => {
+            // The run goes on to repair, but this job is red: CI shows
+            // the failing gates where they failed.
+            reporter.line("gates failed: the run goes on with repair");
+            Ok(ExitStatus::RunStopped)
+        }
+        PhaseReport::Ran {
             outcome: Outcome::Running | Outcome::Done,
         } => Ok(ExitStatus::Success),
         PhaseReport::Ran { .. } | PhaseReport::Interrupted => conclude(reporter, &run_dir),
     }
+}
+
+/// Whether the verify that just ran found a gate red.
+fn gates_failed(run_dir: &Path) -> anyhow::Result<bool> {
+    let manifest = read_manifest(run_dir)?;
+    Ok(
+        crate::pipeline::machine::last_verify(&manifest).and_then(|verify| verify.passed)
+            == Some(false),
+    )
+}
+
+/// `publish --finalise`: a run the pipeline left before its end is ended
+/// `cancelled`, so publish can finalise it.
+fn finalise(reporter: &dyn Reporter, run_dir: &Path) -> anyhow::Result<()> {
+    let mut run = RunDir::open_for_write(run_dir)?;
+    if crate::pipeline::machine::finalise(
+        &mut run.manifest,
+        "a job failed, was cancelled or did not run (see the workflow run)",
+    ) {
+        run.save()?;
+        reporter.line(&format!(
+            "· publish   finalising: {}",
+            run.manifest
+                .reason
+                .as_deref()
+                .unwrap_or("the run was cancelled")
+        ));
+    }
+    Ok(())
 }
 
 /// The CI event that started this job: intake's trigger when no

@@ -352,6 +352,27 @@ pub fn force(manifest: &mut Manifest, phase: PhaseName) -> Vec<usize> {
     invalidated
 }
 
+/// publish asked to finalise a run the pipeline left before its end (a job
+/// failed to finish, was cancelled, or never ran): the run ends `cancelled`
+/// with `reason` (an interrupt's reason stands), and publish is next.
+/// Returns whether anything changed; a run at publish, or already
+/// published, is left alone.
+pub fn finalise(manifest: &mut Manifest, reason: &str) -> bool {
+    let Some(next) = next_phase(manifest).filter(|next| *next != PhaseName::Publish) else {
+        return false;
+    };
+    if manifest.outcome != Outcome::Cancelled {
+        manifest.outcome = Outcome::Cancelled;
+        manifest.reason = Some(format!(
+            "the pipeline stopped before {next} could finish: {reason}"
+        ));
+    }
+    // Resuming the interrupted phase no longer reopens the run: it has
+    // been published as it stood.
+    manifest.ended_by = None;
+    true
+}
+
 /// The patch the next phase starts from: the one the last valid finished
 /// producer (tests, implement, repair) left, as (record index, phase, sha256);
 /// `None` means no patch (the base commit as it is).
@@ -386,6 +407,64 @@ mod tests {
     use super::*;
     use crate::run_dir::artifact;
     use crate::types::Route;
+
+    #[test]
+    fn finalise_ends_a_run_the_pipeline_left_and_publish_runs_next() {
+        let mut manifest = Manifest::for_tests(Route::Chore);
+        execute(
+            &mut manifest,
+            PhaseName::Intake,
+            PhaseResult::Finished,
+            None,
+        );
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Plan));
+        assert!(finalise(&mut manifest, "a job failed"));
+        assert_eq!(manifest.outcome, Outcome::Cancelled);
+        assert!(manifest.reason.as_deref().unwrap().contains("before plan"));
+        assert_eq!(decide(&manifest, PhaseName::Publish), Decision::Run);
+        execute(
+            &mut manifest,
+            PhaseName::Publish,
+            PhaseResult::Finished,
+            None,
+        );
+        assert_eq!(next_phase(&manifest), None);
+        assert_eq!(manifest.outcome, Outcome::Cancelled);
+        // Once published there is nothing left to finalise.
+        assert!(!finalise(&mut manifest, "again"));
+    }
+
+    #[test]
+    fn finalise_keeps_an_interrupts_reason_and_leaves_a_run_at_publish_alone() {
+        let mut manifest = Manifest::for_tests(Route::Chore);
+        execute(
+            &mut manifest,
+            PhaseName::Intake,
+            PhaseResult::Finished,
+            None,
+        );
+        execute(
+            &mut manifest,
+            PhaseName::Plan,
+            PhaseResult::Interrupted("SIGTERM".into()),
+            None,
+        );
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Plan));
+        assert!(finalise(&mut manifest, "cancelled"));
+        assert_eq!(manifest.reason.as_deref(), Some("SIGTERM"));
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Publish));
+
+        let mut failed = Manifest::for_tests(Route::Chore);
+        execute(&mut failed, PhaseName::Intake, PhaseResult::Finished, None);
+        execute(
+            &mut failed,
+            PhaseName::Plan,
+            PhaseResult::Stop(Outcome::Blocked, "validator".into()),
+            None,
+        );
+        assert!(!finalise(&mut failed, "x"));
+        assert_eq!(failed.outcome, Outcome::Blocked);
+    }
 
     fn record(name: PhaseName) -> PhaseRecord {
         PhaseRecord::started(name, None)

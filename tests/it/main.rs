@@ -24,3 +24,4 @@ mod routes;
 mod run_dir;
 mod safety;
 mod stops;
+mod workflows;

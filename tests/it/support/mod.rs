@@ -5,6 +5,7 @@
 
 pub mod fake_forge;
 pub mod fake_llm;
+pub mod runner;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

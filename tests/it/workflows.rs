@@ -1,0 +1,721 @@
+//! The pipeline workflows as written: `.github/workflows/baton.yml` and
+//! `.forgejo/workflows/baton.yml` run job by job by a small Actions runner
+//! (`support/runner.rs`), each job's baton step run for real against a fake
+//! model server and a fake forge. Plus what the files must say (who holds
+//! which token, pins), that `baton init` writes them, and the action's
+//! install script against a fake release server.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::support::fake_forge::{FakeForge, Flavor};
+use crate::support::fake_llm::{FakeLlm, Wire};
+use crate::support::runner::{Forge, Runner};
+use crate::support::{BATON, TestContext, agent, happy_script, write};
+
+const TOKEN: &str = "ghs_WorkflowToken0123456789abcdefABCDEF";
+const KEY: &str = "sk-ant-workflow-key-0123456789abcdef";
+const ISSUE: u64 = 7;
+const BUGGY: &str = "greet() { echo \"hello world\"; }\n";
+const FIXED: &str = "greet() { echo \"hello, world\"; }\n";
+
+/// A repository whose models are a real provider kind, reached through the
+/// base-URL variable the workflow passes (`vars.ANTHROPIC_BASE_URL`).
+const CONFIG: &str = r#"
+[models]
+heavy = "anthropic:model-a"
+standard = "anthropic:model-a"
+light = "anthropic:model-a"
+
+[providers.anthropic]
+kind = "anthropic"
+max_retries = 1
+backoff_ms = 20
+timeout_s = 20
+
+[[gates]]
+name = "test"
+run = "sh run_tests.sh"
+timeout_s = 60
+
+[pricing."anthropic:model-a"]
+input_per_mtok = 3.0
+output_per_mtok = 15.0
+"#;
+
+fn workflow_path(forge: Forge) -> PathBuf {
+    let folder = match forge {
+        Forge::GitHub => ".github",
+        Forge::Forgejo => ".forgejo",
+    };
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("{folder}/workflows/baton.yml"))
+}
+
+struct Pipeline {
+    context: TestContext,
+    forge: FakeForge,
+    _llm: FakeLlm,
+    runner: Runner,
+}
+
+impl Pipeline {
+    fn new(forge: Forge, script: Value) -> Self {
+        let context = TestContext::with_config(CONFIG);
+        let flavor = match forge {
+            Forge::GitHub => Flavor::GitHub,
+            Forge::Forgejo => Flavor::Forgejo,
+        };
+        let fake_forge = FakeForge::start(flavor, "octo", "repo", TOKEN);
+        fake_forge.add_issue(
+            ISSUE,
+            "Greet the whole world",
+            "`greet` should say \"hello, world\".",
+            &["baton"],
+            "alice",
+        );
+        fake_forge.set_permission("alice", "write");
+        let llm = FakeLlm::start(Wire::Anthropic, KEY, script);
+        let origin = context.path().join("origin.git");
+        git2::build::RepoBuilder::new()
+            .bare(true)
+            .clone(context.repo.to_str().unwrap(), &origin)
+            .unwrap();
+        let text = std::fs::read_to_string(workflow_path(forge)).unwrap();
+        let root = context.path().join("runner");
+        let mut runner = Runner::new(forge, &text, &origin, &root);
+        runner.token = TOKEN.into();
+        runner
+            .secrets
+            .insert("ANTHROPIC_API_KEY".into(), KEY.into());
+        runner
+            .vars
+            .insert("ANTHROPIC_BASE_URL".into(), llm.base_url());
+        runner
+            .base_env
+            .insert("GITHUB_API_URL".into(), fake_forge.api_url());
+        runner
+            .base_env
+            .insert("GITHUB_SERVER_URL".into(), fake_forge.server_url());
+        // The label `baton` added by alice, as each forge sends it.
+        runner.event_name = "issues".into();
+        runner.event = match forge {
+            Forge::GitHub => json!({"action": "labeled", "label": {"name": "baton"}}),
+            Forge::Forgejo => json!({"action": "label_updated"}),
+        };
+        runner.event["issue"] = json!({"number": ISSUE, "labels": [{"name": "baton"}]});
+        runner.event["sender"] = json!({"login": "alice"});
+        Self {
+            context,
+            forge: fake_forge,
+            _llm: llm,
+            runner,
+        }
+    }
+
+    fn tracking_comments(&self) -> Vec<String> {
+        self.forge
+            .comments(ISSUE)
+            .into_iter()
+            .filter_map(|comment| comment["body"].as_str().map(str::to_owned))
+            .filter(|body| body.starts_with("<!-- baton:tracking -->"))
+            .collect()
+    }
+
+    fn branch_head(&self) -> Option<git2::Oid> {
+        git2::Repository::open_bare(&self.runner.origin)
+            .unwrap()
+            .refname_to_id(&format!("refs/heads/baton/issue-{ISSUE}"))
+            .ok()
+    }
+
+    /// Neither the forge token nor the model key appears in any log, and
+    /// the jobs that must not hold them never saw them.
+    fn assert_secrets_kept(&self) {
+        for (id, result) in &self.runner.results {
+            // `::add-mask::` hands the runner a value to hide: the one line
+            // that must carry it.
+            let log: String = result
+                .log
+                .lines()
+                .filter(|line| !line.starts_with("::add-mask::"))
+                .collect();
+            assert!(!log.contains(TOKEN), "{id} printed the token");
+            assert!(!log.contains(KEY), "{id} printed the model key");
+            let values: Vec<&String> = result
+                .environments
+                .iter()
+                .flat_map(BTreeMap::values)
+                .collect();
+            let holds = |secret: &str| values.iter().any(|value| value.contains(secret));
+            let writer = matches!(id.as_str(), "intake" | "publish");
+            let verify = id.starts_with("verify");
+            if !writer {
+                assert!(!holds(TOKEN), "{id} was given the forge token");
+            }
+            if verify || id == "publish" {
+                assert!(!holds(KEY), "{id} was given the model key");
+            }
+        }
+        for artifact in self.runner.artifacts.values() {
+            for (path, text) in crate::support::all_files(artifact) {
+                assert!(!text.contains(TOKEN), "{} holds the token", path.display());
+                assert!(!text.contains(KEY), "{} holds the key", path.display());
+            }
+        }
+    }
+}
+
+fn jobs(list: &[&str]) -> Vec<String> {
+    list.iter().map(|job| (*job).to_owned()).collect()
+}
+
+fn passes_first_time(forge: Forge) {
+    let mut pipeline = Pipeline::new(forge, happy_script());
+    pipeline.runner.run();
+    let runner = &pipeline.runner;
+    let failed: Vec<String> = runner
+        .ran()
+        .into_iter()
+        .filter(|id| runner.result(id).result != "success")
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{failed:?} failed:\n{}",
+        failed
+            .iter()
+            .map(|id| runner.result(id).log.clone())
+            .collect::<String>()
+    );
+    assert_eq!(
+        runner.ran(),
+        jobs(&[
+            "intake",
+            "spec",
+            "design",
+            "plan",
+            "tests",
+            "implement",
+            "verify",
+            "review",
+            "publish"
+        ])
+    );
+    let publish = &runner.result("publish").outputs;
+    assert_eq!(publish["outcome"], "done");
+    assert_eq!(publish["next"], "none");
+    assert!(publish.contains_key("pr"), "{publish:?}");
+    let pulls = pipeline.forge.pulls();
+    assert_eq!(pulls.len(), 1);
+    let tracking = pipeline.tracking_comments();
+    assert_eq!(tracking.len(), 1, "one tracking comment");
+    assert!(tracking[0].contains("done"), "{}", tracking[0]);
+    assert!(
+        pipeline
+            .forge
+            .labels_of(ISSUE)
+            .contains(&"baton:done".to_owned())
+    );
+    assert!(pipeline.branch_head().is_some());
+    pipeline.assert_secrets_kept();
+
+    // Any job run again with the same artifact in: the same result and no
+    // second pull request, comment or commit. (A re-run job re-runs the
+    // jobs after it, as on GitHub.)
+    let head = pipeline.branch_head();
+    let comments = pipeline.forge.comments(ISSUE).len();
+    for id in ["publish", "verify", "implement", "intake"] {
+        let ids = pipeline.runner.job_ids();
+        let from = ids.iter().position(|each| each == id).unwrap();
+        for later in &ids[from..] {
+            pipeline.runner.rerun(later);
+        }
+        let publish = &pipeline.runner.result("publish").outputs;
+        assert_eq!(publish["outcome"], "done", "after re-running {id}");
+        assert_eq!(pipeline.forge.pulls().len(), 1, "after re-running {id}");
+        assert_eq!(pipeline.tracking_comments().len(), 1);
+        assert_eq!(pipeline.forge.comments(ISSUE).len(), comments);
+        assert_eq!(pipeline.branch_head(), head, "after re-running {id}");
+    }
+}
+
+#[test]
+fn github_pipeline_passes_first_time_and_reruns_change_nothing() {
+    passes_first_time(Forge::GitHub);
+}
+
+#[test]
+fn forgejo_pipeline_passes_first_time_and_reruns_change_nothing() {
+    passes_first_time(Forge::Forgejo);
+}
+
+fn needs_a_repair(forge: Forge) {
+    let mut script = happy_script();
+    script["implement"] = agent(vec![vec![write("lib.sh", BUGGY)]]);
+    script["repair"] = agent(vec![vec![write("lib.sh", FIXED)]]);
+    let mut pipeline = Pipeline::new(forge, script);
+    pipeline.runner.run();
+    let runner = &pipeline.runner;
+    assert_eq!(
+        runner.ran(),
+        jobs(&[
+            "intake",
+            "spec",
+            "design",
+            "plan",
+            "tests",
+            "implement",
+            "verify",
+            "repair_1",
+            "verify_1",
+            "review",
+            "publish"
+        ])
+    );
+    assert_eq!(
+        runner.result("verify").result,
+        "failure",
+        "a failing gate turns verify red"
+    );
+    assert_eq!(runner.result("verify_1").result, "success");
+    assert_eq!(runner.result("publish").outputs["outcome"], "done");
+    assert_eq!(pipeline.forge.pulls().len(), 1);
+    pipeline.assert_secrets_kept();
+}
+
+#[test]
+fn github_pipeline_repairs_a_red_verify() {
+    needs_a_repair(Forge::GitHub);
+}
+
+#[test]
+fn forgejo_pipeline_repairs_a_red_verify() {
+    needs_a_repair(Forge::Forgejo);
+}
+
+fn stays_red(forge: Forge) {
+    let mut script = happy_script();
+    script["implement"] = agent(vec![vec![write("lib.sh", BUGGY)]]);
+    script["repair"] = agent(vec![vec![write(
+        "lib.sh",
+        "greet() { echo \"hello  world\"; }\n",
+    )]]);
+    let mut pipeline = Pipeline::new(forge, script);
+    pipeline.runner.run();
+    let runner = &pipeline.runner;
+    assert_eq!(runner.result("verify").result, "failure");
+    let publish = runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "failed", "{}", publish.log);
+    assert_eq!(runner.result("review").result, "skipped");
+    let tracking = pipeline.tracking_comments();
+    assert_eq!(tracking.len(), 1);
+    assert!(tracking[0].contains("failed"), "{}", tracking[0]);
+    assert!(
+        pipeline
+            .forge
+            .labels_of(ISSUE)
+            .contains(&"baton:failed".to_owned())
+    );
+    // The work is kept, in a draft.
+    let pulls = pipeline.forge.pulls();
+    assert_eq!(pulls.len(), 1);
+    pipeline.assert_secrets_kept();
+}
+
+#[test]
+fn a_gate_that_stays_red_fails_verify_and_publish_still_finalises_on_both_forges() {
+    stays_red(Forge::GitHub);
+    stays_red(Forge::Forgejo);
+}
+
+#[test]
+fn a_cancelled_workflow_is_finalised_by_publish() {
+    let mut pipeline = Pipeline::new(Forge::GitHub, happy_script());
+    let ids = pipeline.runner.job_ids();
+    for id in &ids {
+        if id == "verify" {
+            // Someone pressed "Cancel workflow" while implement was ending.
+            pipeline.runner.cancelled = true;
+        }
+        pipeline.runner.rerun(id);
+    }
+    let runner = &pipeline.runner;
+    assert_eq!(runner.result("verify").result, "skipped");
+    assert_eq!(runner.result("review").result, "skipped");
+    let publish = runner.result("publish");
+    assert_eq!(
+        publish.outputs.get("outcome").map(String::as_str),
+        Some("cancelled"),
+        "{} {}",
+        publish.result,
+        publish.log
+    );
+    let tracking = pipeline.tracking_comments();
+    assert_eq!(tracking.len(), 1);
+    assert!(tracking[0].contains("cancelled"), "{}", tracking[0]);
+    // Unverified work is not pushed as a reviewable change: publish
+    // refuses a patch verify never checked only when verify ran; here it
+    // keeps the work on the branch, in a draft.
+    assert!(
+        pipeline
+            .forge
+            .labels_of(ISSUE)
+            .contains(&"baton:cancelled".to_owned())
+    );
+}
+
+#[test]
+fn another_label_starts_nothing_and_publish_does_not_run() {
+    let mut pipeline = Pipeline::new(Forge::GitHub, happy_script());
+    pipeline.runner.event["label"] = json!({"name": "bug"});
+    pipeline.runner.run();
+    let runner = &pipeline.runner;
+    assert_eq!(runner.ran(), jobs(&["intake"]));
+    assert_eq!(runner.result("intake").outputs["skipped"], "true");
+    assert!(pipeline.forge.comments(ISSUE).is_empty());
+    let _ = &pipeline.context;
+}
+
+// ---- what the files say ----
+
+fn workflow(forge: Forge) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(workflow_path(forge)).unwrap()).unwrap()
+}
+
+#[test]
+fn only_intake_and_publish_can_write_and_verify_gets_no_secret() {
+    for forge in [Forge::GitHub, Forge::Forgejo] {
+        let workflow = workflow(forge);
+        assert_eq!(
+            workflow["permissions"],
+            serde_yaml::Value::Mapping(serde_yaml::Mapping::new()),
+            "permissions: {{}} at the top"
+        );
+        assert!(
+            workflow["concurrency"]["group"]
+                .as_str()
+                .unwrap()
+                .contains("issue")
+        );
+        for (id, job) in workflow["jobs"].as_mapping().unwrap() {
+            let id = id.as_str().unwrap();
+            let permissions = job["permissions"].as_mapping().unwrap();
+            let writes: Vec<&str> = permissions
+                .iter()
+                .filter(|(_, level)| level.as_str() == Some("write"))
+                .map(|(scope, _)| scope.as_str().unwrap())
+                .collect();
+            let text = serde_yaml::to_string(job).unwrap();
+            match id {
+                "intake" => assert_eq!(writes, ["issues"]),
+                "publish" => {
+                    assert_eq!(writes, ["contents", "issues", "pull-requests"]);
+                    assert!(job["if"].as_str().unwrap().contains("always()"));
+                    assert!(
+                        !text.contains("secrets.ANTHROPIC"),
+                        "publish gets no model key"
+                    );
+                }
+                _ => {
+                    assert!(writes.is_empty(), "{id} can write: {writes:?}");
+                    assert!(!text.contains("forge-token"), "{id} gets a forge token");
+                    assert!(!text.contains("github.token"), "{id} gets the job token");
+                }
+            }
+            if id.starts_with("verify") {
+                assert!(!text.contains("secrets."), "{id} gets a secret");
+                assert!(!text.contains("vars."), "{id} gets a variable");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_action_is_pinned_by_commit_with_its_version() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = [
+        ".github/workflows/baton.yml",
+        ".forgejo/workflows/baton.yml",
+        ".github/workflows/ci.yml",
+        ".github/workflows/release.yml",
+    ];
+    let pin = regex::Regex::new(r"@[0-9a-f]{40} # v\d+(\.\d+)*$").unwrap();
+    for file in files {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for line in text.lines() {
+            let Some((_, target)) = line.split_once("uses: ") else {
+                continue;
+            };
+            if target == "./" {
+                continue;
+            }
+            assert!(pin.is_match(target), "{file}: `{target}` is not pinned");
+        }
+    }
+    let forgejo = std::fs::read_to_string(root.join(".forgejo/workflows/baton.yml")).unwrap();
+    assert!(forgejo.contains("https://code.forgejo.org/forgejo/upload-artifact@"));
+    assert!(forgejo.contains("https://code.forgejo.org/forgejo/download-artifact@"));
+    assert!(!forgejo.contains("uses: actions/"));
+}
+
+#[test]
+fn the_committed_workflows_are_what_baton_init_writes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (forge, folder) in [("github", ".github"), ("forgejo", ".forgejo")] {
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(directory.path().join(".github")).unwrap();
+        std::fs::copy(
+            root.join(".github/baton.toml"),
+            directory.path().join(".github/baton.toml"),
+        )
+        .unwrap();
+        let run = std::process::Command::new(BATON)
+            .args([
+                "init",
+                "--forge",
+                forge,
+                "--action",
+                "./",
+                "--version",
+                "source",
+            ])
+            .current_dir(directory.path())
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let written = std::fs::read_to_string(
+            directory
+                .path()
+                .join(format!("{folder}/workflows/baton.yml")),
+        )
+        .unwrap();
+        let committed =
+            std::fs::read_to_string(root.join(format!("{folder}/workflows/baton.yml"))).unwrap();
+        assert!(
+            written == committed,
+            "{folder}/workflows/baton.yml differs from `baton init --forge {forge} --action ./ --version source`; run it again"
+        );
+    }
+}
+
+#[test]
+fn init_writes_a_config_that_checks_and_never_overwrites_without_force() {
+    let directory = tempfile::tempdir().unwrap();
+    let repo = directory.path();
+    std::fs::write(repo.join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+    let init = |arguments: &[&str]| {
+        std::process::Command::new(BATON)
+            .arg("init")
+            .args(arguments)
+            .current_dir(repo)
+            .env_remove("BATON_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let first = init(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let config = std::fs::read_to_string(repo.join(".github/baton.toml")).unwrap();
+    assert!(
+        config.contains("cargo test --locked"),
+        "the gate is guessed from Cargo.toml"
+    );
+    let check = std::process::Command::new(BATON)
+        .args(["config", "check"])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let workflow = repo.join(".github/workflows/baton.yml");
+    std::fs::write(&workflow, "# mine\n").unwrap();
+    let again = init(&[]);
+    assert_eq!(again.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("baton.yml") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&workflow).unwrap(), "# mine\n");
+    let forced = init(&["--force", "--forge", "forgejo"]);
+    assert!(forced.status.success());
+    assert!(repo.join(".forgejo/workflows/baton.yml").exists());
+    let bad = init(&["--forge", "gitlab"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--forge gitlab"));
+}
+
+// ---- the action's install script ----
+
+/// Serves `files` (path → bytes) on loopback; anything else is a 404.
+fn serve(files: BTreeMap<String, Vec<u8>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let mut stream = stream;
+            match files.get(&path) {
+                Some(body) => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(body);
+                }
+                None => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+            let _ = reader.read(&mut [0; 0]);
+        }
+    });
+    format!("http://{address}/releases")
+}
+
+fn target() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "aarch64-unknown-linux-musl",
+        _ => "x86_64-unknown-linux-musl",
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Runs scripts/install.sh for `v9.9.9` from `url`, with `pinned` as the
+/// action's checksums file. Returns (exit code, stderr, installed binary).
+fn install(url: &str, pinned: &str) -> (i32, String, Option<PathBuf>) {
+    let directory = tempfile::tempdir().unwrap();
+    let action = directory.path().join("action");
+    std::fs::create_dir_all(action.join("scripts")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install.sh"),
+        action.join("scripts/install.sh"),
+    )
+    .unwrap();
+    std::fs::write(action.join("scripts/checksums.txt"), pinned).unwrap();
+    let temp = directory.path().join("temp");
+    std::fs::create_dir_all(&temp).unwrap();
+    let output = directory.path().join("output");
+    let run = std::process::Command::new("bash")
+        .arg(action.join("scripts/install.sh"))
+        .env("BATON_VERSION", "v9.9.9")
+        .env("BATON_RELEASE_URL", url)
+        .env("GITHUB_ACTION_PATH", &action)
+        .env("RUNNER_TEMP", &temp)
+        .env("GITHUB_OUTPUT", &output)
+        .output()
+        .unwrap();
+    let installed = crate::support::runner::parse_outputs(
+        &std::fs::read_to_string(&output).unwrap_or_default(),
+    )
+    .get("path")
+    .map(PathBuf::from)
+    .filter(|path| path.exists())
+    .map(|path| {
+        let kept = std::env::temp_dir().join(format!("baton-installed-{}", std::process::id()));
+        std::fs::copy(&path, &kept).unwrap();
+        kept
+    });
+    let binary_left = temp.join("baton-install/bin/baton").exists();
+    assert_eq!(
+        binary_left,
+        installed.is_some(),
+        "a binary is installed only when the step succeeds"
+    );
+    (
+        run.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&run.stderr).into_owned(),
+        installed,
+    )
+}
+
+#[test]
+fn the_install_script_verifies_the_release_before_installing_it() {
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::copy(BATON, directory.path().join("baton")).unwrap();
+    let archive_path = directory.path().join("baton.tar.gz");
+    let tar = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&archive_path)
+        .arg("-C")
+        .arg(directory.path())
+        .arg("baton")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let archive = std::fs::read(&archive_path).unwrap();
+    let name = format!("baton-v9.9.9-{}.tar.gz", target());
+    let good = sha256(&archive);
+    let files = |sum: &str| {
+        BTreeMap::from([
+            (format!("/releases/v9.9.9/{name}"), archive.clone()),
+            (
+                format!("/releases/v9.9.9/{name}.sha256"),
+                format!("{sum}  {name}\n").into_bytes(),
+            ),
+        ])
+    };
+
+    let (code, stderr, installed) = install(&serve(files(&good)), "");
+    assert_eq!(code, 0, "{stderr}");
+    let installed = installed.expect("installed");
+    let version = std::process::Command::new(&installed)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("baton "));
+    std::fs::remove_file(installed).unwrap();
+
+    // A release whose sum does not match: nothing installed.
+    let wrong = "0".repeat(64);
+    let (code, stderr, installed) = install(&serve(files(&wrong)), "");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("expected") && stderr.contains(&wrong),
+        "{stderr}"
+    );
+    assert!(installed.is_none());
+
+    // The sum pinned in the action wins over the release's own.
+    let (code, stderr, installed) = install(&serve(files(&good)), &format!("{wrong}  {name}\n"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(installed.is_none());
+
+    // A plain-HTTP release address off this machine is refused.
+    let (code, stderr, _) = install("http://example.com/releases", "");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("https://"), "{stderr}");
+}
