@@ -49,15 +49,14 @@ pub fn run(
         ForgeKind::Forgejo => ".forgejo",
     };
     // An existing config is kept and shapes the workflow; else one is written.
-    let (config, config_file) = match settings::locate_config(explicit, &repo)? {
-        Some(path) => (Config::load(&path)?, None),
-        None => {
-            let text = config_text(&repo);
-            let config = Config::parse(&text).map_err(|issues| {
-                anyhow::anyhow!("internal error: the config template does not parse: {issues:?}")
-            })?;
-            (config, Some((repo.join(folder).join("baton.toml"), text)))
-        }
+    let (config, config_file) = if let Some(path) = settings::locate_config(explicit, &repo)? {
+        (Config::load(&path)?, None)
+    } else {
+        let text = config_text(&repo);
+        let config = Config::parse(&text).map_err(|issues| {
+            anyhow::anyhow!("internal error: the config template does not parse: {issues:?}")
+        })?;
+        (config, Some((repo.join(folder).join("baton.toml"), text)))
     };
     let mut options = WorkflowOptions::for_config(&config, forge);
     if let Some(runs_on) = &arguments.runs_on {
@@ -107,9 +106,9 @@ pub fn run(
     reporter.line(&format!(
         "  1. add the repository secret(s) {secrets}, and BATON_FORGE_TOKEN (an app token or a PAT) so the pull request's checks run"
     ));
-    reporter.line(&format!(
-        "  2. edit the [[gates]] in the config: they are the commands CI judges a change by; then `baton config check`"
-    ));
+    reporter.line(
+        "  2. edit the [[gates]] in the config: they are the commands CI judges a change by; then `baton config check`",
+    );
     reporter.line(&format!(
         "  3. commit both files, create the label `{}`, and add it to an issue",
         config.triggers.label

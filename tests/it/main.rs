@@ -3,6 +3,7 @@
 
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     clippy::needless_pass_by_value,
     reason = "test set-up panics on failure; helpers take owned JSON for brevity"
 )]

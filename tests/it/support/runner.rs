@@ -165,7 +165,7 @@ impl Runner {
         let mut context = self.base_context();
         context["needs"] = Value::Object(needs_context);
         let condition = job["if"].as_str().unwrap_or("");
-        if !evaluate_condition(condition, &context, &status) {
+        if !evaluate_condition(condition, &context, status) {
             return JobResult {
                 result: "skipped".into(),
                 ..JobResult::default()
@@ -198,7 +198,7 @@ impl Runner {
             let step_id = step["id"]
                 .as_str()
                 .map_or_else(|| format!("__{index}"), str::to_owned);
-            if !evaluate_condition(condition, &context, &status) {
+            if !evaluate_condition(condition, &context, status) {
                 context["steps"][&step_id] =
                     json!({"outcome": "skipped", "conclusion": "skipped", "outputs": {}});
                 continue;
@@ -353,14 +353,13 @@ impl Runner {
             uses == "./" || uses.starts_with("baton-ci/baton@"),
             "the runner knows no action {uses}"
         );
-        self.composite(&with, &env, context, workspace, machine, result)
+        Self::composite(&with, &env, context, workspace, machine, result)
     }
 
     /// This repository's `action.yml`, step by step. Its install step is
     /// answered with the binary under test (the install script has its own
     /// test against a fake release server).
     fn composite(
-        &mut self,
         with: &BTreeMap<String, String>,
         env: &BTreeMap<String, String>,
         outer: &Value,
@@ -550,7 +549,7 @@ pub struct Status {
 
 /// An `if:` (with or without `${{ }}`); without a status function the
 /// runner adds `success() &&`.
-pub fn evaluate_condition(condition: &str, context: &Value, status: &Status) -> bool {
+pub fn evaluate_condition(condition: &str, context: &Value, status: Status) -> bool {
     let text = condition.trim();
     let text = text
         .strip_prefix("${{")
@@ -583,7 +582,7 @@ pub fn interpolate(text: &str, context: &Value) -> String {
     while let Some(start) = rest.find("${{") {
         out.push_str(&rest[..start]);
         let end = rest[start..].find("}}").expect("an unclosed ${{") + start;
-        let value = evaluate(rest[start + 3..end].trim(), context, &status);
+        let value = evaluate(rest[start + 3..end].trim(), context, status);
         out.push_str(&to_text(&value));
         rest = &rest[end + 2..];
     }
@@ -591,7 +590,7 @@ pub fn interpolate(text: &str, context: &Value) -> String {
     out
 }
 
-pub fn evaluate(text: &str, context: &Value, status: &Status) -> Value {
+pub fn evaluate(text: &str, context: &Value, status: Status) -> Value {
     let tokens = tokenize(text);
     let mut parser = Parser {
         tokens,
@@ -713,7 +712,7 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     position: usize,
     context: &'a Value,
-    status: &'a Status,
+    status: Status,
 }
 
 impl Parser<'_> {
@@ -858,7 +857,7 @@ fn equal(left: &Value, right: &Value) -> bool {
                 Value::String(text) => text.trim().parse().ok(),
                 _ => None,
             };
-            matches!((number(left), number(right)), (Some(a), Some(b)) if a == b)
+            matches!((number(left), number(right)), (Some(a), Some(b)) if (a - b).abs() < f64::EPSILON)
         }
     }
 }
