@@ -159,6 +159,15 @@ fn main() {
         baton_total as f64 / naive_total as f64,
         100.0 * baton_total as f64 / naive_total as f64
     );
+    // The first implement request whole (system, tool schemas, prompt):
+    // what a small model's window must hold before any work is done.
+    let first_implement = read(&run_dir.join("transcripts/implement-1.jsonl"))
+        .lines()
+        .next()
+        .and_then(|line| serde_json::from_str::<Value>(line).ok())
+        .and_then(|line| line["reply"]["usage"]["input_tokens"].as_u64())
+        .unwrap_or(0);
+    println!("first implement request: {first_implement} input tokens (system, tools and prompt)");
     let recorded = manifest["budget"]["spent"]["tokens_in"]
         .as_u64()
         .unwrap_or(0);

@@ -159,7 +159,51 @@ pub struct ProviderConfig {
     /// phase's submit tool; any tool in agent phases).
     #[serde(default)]
     pub tool_choice: ToolChoicePolicy,
+    /// The model's context window in tokens (prompt and reply together):
+    /// requests are kept inside it. Default: built in for well-known
+    /// models, else 8192 (a local server's usual window).
+    #[serde(default)]
+    pub context_window: Option<u32>,
+    /// The longest reply asked for (`max_tokens`). Default: built in for
+    /// well-known models, else a quarter of the window.
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
 }
+
+/// What a model can take: its window and the longest reply asked of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelLimits {
+    pub context_window: u32,
+    pub max_output_tokens: u32,
+}
+
+impl ModelLimits {
+    /// Built-in limits for well-known model names; `None` for the rest.
+    pub fn known(model: &str) -> Option<Self> {
+        let model = model.to_ascii_lowercase();
+        let limits = |context_window, max_output_tokens| Self {
+            context_window,
+            max_output_tokens,
+        };
+        let table: &[(&str, Self)] = &[
+            ("claude-", limits(200_000, 8192)),
+            ("gpt-5", limits(400_000, 16_384)),
+            ("gpt-4.1", limits(1_000_000, 16_384)),
+            ("gpt-4o", limits(128_000, 8192)),
+            ("o3", limits(200_000, 16_384)),
+            ("o4-mini", limits(200_000, 16_384)),
+            ("qwen2.5-coder", limits(32_768, 4096)),
+            ("qwen3", limits(32_768, 4096)),
+        ];
+        table
+            .iter()
+            .find(|(prefix, _)| model.starts_with(prefix) || model.contains(&format!("/{prefix}")))
+            .map(|(_, limits)| *limits)
+    }
+}
+
+/// The window assumed for a model baton knows nothing about.
+const DEFAULT_CONTEXT_WINDOW: u32 = 8192;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -198,6 +242,8 @@ impl ProviderConfig {
             max_wait_s: default_max_wait_s(),
             timeout_s: default_timeout_s(),
             tool_choice: ToolChoicePolicy::Auto,
+            context_window: None,
+            max_output_tokens: None,
         }
     }
 }
@@ -529,6 +575,27 @@ impl Config {
 
     fn semantic_issues(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
+        for (name, provider) in &self.providers {
+            if let Some(window) = provider.context_window
+                && window < 1024
+            {
+                issues.push(ConfigIssue {
+                    key: format!("providers.{name}.context_window"),
+                    message: format!(
+                        "{window} tokens is too small to hold a phase's prompt; give at least 1024"
+                    ),
+                });
+            }
+            if let (Some(window), Some(output)) =
+                (provider.context_window, provider.max_output_tokens)
+                && output.saturating_mul(2) > window
+            {
+                issues.push(ConfigIssue {
+                    key: format!("providers.{name}.max_output_tokens"),
+                    message: format!("{output} leaves too little of the {window}-token window for the prompt; give at most half of context_window"),
+                });
+            }
+        }
         let check_model = |key: String, reference: &str, issues: &mut Vec<ConfigIssue>| {
             if let Err(message) = self.resolve_model_reference(reference) {
                 issues.push(ConfigIssue { key, message });
@@ -780,6 +847,37 @@ impl Config {
             .get(&model.provider)
             .map(|provider| provider.tool_choice)
             .unwrap_or_default()
+    }
+
+    /// The model's window and reply limit: the provider's settings, else
+    /// the built-in values for its name, else conservative defaults. The
+    /// scripted provider has no window.
+    pub fn limits(&self, model: &ModelRef) -> ModelLimits {
+        let provider = self.providers.get(&model.provider);
+        let known = ModelLimits::known(&model.model);
+        let scripted = provider.is_some_and(|provider| provider.kind == ProviderKind::Scripted);
+        let context_window = provider
+            .and_then(|provider| provider.context_window)
+            .or(known.map(|known| known.context_window))
+            .unwrap_or(if scripted {
+                u32::MAX
+            } else {
+                DEFAULT_CONTEXT_WINDOW
+            });
+        let max_output_tokens = provider
+            .and_then(|provider| provider.max_output_tokens)
+            .or(known
+                .filter(|known| known.context_window == context_window)
+                .map(|known| known.max_output_tokens))
+            .unwrap_or(if scripted {
+                8192
+            } else {
+                (context_window / 4).clamp(256, 8192)
+            });
+        ModelLimits {
+            context_window,
+            max_output_tokens: max_output_tokens.min(context_window / 2),
+        }
     }
 
     pub fn price(&self, model: &ModelRef) -> Option<Price> {

@@ -12,14 +12,13 @@ pub mod tools;
 
 use serde_json::Value;
 
-use crate::config::{ModelRef, ToolChoicePolicy};
+use crate::config::{ModelLimits, ModelRef, ToolChoicePolicy};
 use crate::llm::{
     Block, Message, Provider, ProviderError, Reply, Request, Role, StopReason, ToolChoice, ToolSpec,
 };
 use tools::Workspace;
 
 pub const FINISH: &str = "finish";
-const MAX_TOKENS_PER_REPLY: u32 = 8192;
 /// Tools that only read: their answers hold until the tree is written to.
 const READ_ONLY: &[&str] = &["read_file", "list_files", "search"];
 
@@ -44,6 +43,8 @@ pub struct SessionSpec<'a> {
     pub max_turns: u32,
     /// The provider's `tool_choice` policy.
     pub tool_choice: ToolChoicePolicy,
+    /// The model's window and reply limit: every request is kept inside.
+    pub limits: ModelLimits,
 }
 
 /// Hooks the phase gives the loop: the budget check before every request and
@@ -91,6 +92,7 @@ pub async fn run_session(
     let mut messages = vec![Message::user_text(spec.prompt.clone())];
     let mut logged = 0;
     let mut prose_in_a_row = 0;
+    let mut forced = false;
     // The last call that was refused, and why: the same one again ends it.
     let mut last_refusal: Option<(String, String, String)> = None;
     // Answers to `read_file`, `list_files`, `search` and `run` since the
@@ -100,13 +102,29 @@ pub async fn run_session(
     for turn in 0..spec.max_turns {
         // From the second prose reply on, the tool is forced: some servers
         // leave the tools out of the prompt unless one is.
+        // And it stays forced for the rest of the session: a server that
+        // needed it once will need it again.
+        forced |= prose_in_a_row > 0;
         let tool_choice = match spec.tool_choice {
-            ToolChoicePolicy::Auto if prose_in_a_row == 0 => ToolChoice::Auto,
+            ToolChoicePolicy::Auto if !forced => ToolChoice::Auto,
             ToolChoicePolicy::Required => ToolChoice::Any,
             _ if terminal == FINISH => ToolChoice::Any,
             _ => ToolChoice::Tool(terminal.to_owned()),
         };
-        let request = Request {
+        // Earlier refusals and prose shrink to a line each; the oldest tool
+        // results go first when the window is short.
+        let keep = messages.len().saturating_sub(2);
+        compact(&mut messages[..keep]);
+        let fixed = estimate_tokens(
+            spec.system.len() + serde_json::to_string(&tools).map_or(0, |text| text.len()),
+        );
+        let window = spec.limits.context_window as usize;
+        // A margin for what the wire adds (roles, tool wrappers, a
+        // template's special tokens) and for the estimate itself.
+        let margin = 64 + window / 10;
+        let room = window.saturating_sub(spec.limits.max_output_tokens as usize + fixed + margin);
+        fit(&mut messages, room);
+        let mut request = Request {
             run_id: spec.run_id.to_owned(),
             phase: spec.phase_label.clone(),
             attempt: spec.attempt,
@@ -115,14 +133,32 @@ pub async fn run_session(
             system: spec.system.clone(),
             messages: messages.clone(),
             tools: tools.clone(),
-            max_tokens: MAX_TOKENS_PER_REPLY,
+            max_tokens: spec.limits.max_output_tokens,
             tool_choice,
         };
         observer
             .before_request(&request)
             .map_err(SessionError::Budget)?;
         tracing::debug!(phase = %spec.phase_label, turn, "model request");
-        let reply = spec.provider.complete(&request).await?;
+        let reply = match spec.provider.complete(&request).await {
+            Err(error) if is_context_overflow(&error) => {
+                // The server counts differently than baton's estimate: trim
+                // harder and try once more.
+                if !fit(&mut messages, room * 3 / 5) {
+                    return Err(SessionError::Stuck(format!(
+                        "the conversation does not fit the model's context window ({window} tokens) even trimmed; set [providers.{}].context_window to the server's real window or use a larger model ({error})",
+                        spec.model.provider
+                    )));
+                }
+                tracing::info!(phase = %spec.phase_label, "the server said the request exceeds its context: trimmed, sending again");
+                request.messages = messages.clone();
+                observer
+                    .before_request(&request)
+                    .map_err(SessionError::Budget)?;
+                spec.provider.complete(&request).await?
+            }
+            other => other?,
+        };
         observer.after_reply(&request, &messages[logged..], &reply)?;
         messages.push(Message {
             role: Role::Assistant,
@@ -254,4 +290,246 @@ pub async fn run_session(
         });
     }
     Err(SessionError::TurnLimit(spec.max_turns))
+}
+
+/// Roughly the tokens `chars` characters of prompt cost: three characters a
+/// token, on the safe side for code and JSON.
+fn estimate_tokens(chars: usize) -> usize {
+    chars / 3 + 1
+}
+
+fn block_chars(block: &Block) -> usize {
+    match block {
+        Block::Text { text } => text.len(),
+        Block::ToolCall {
+            name, arguments, ..
+        } => name.len() + arguments.to_string().len() + 16,
+        Block::ToolResult { content, .. } => content.len() + 16,
+    }
+}
+
+fn conversation_tokens(messages: &[Message]) -> usize {
+    messages
+        .iter()
+        .map(|message| estimate_tokens(message.content.iter().map(block_chars).sum::<usize>() + 8))
+        .sum()
+}
+
+/// Cuts the oldest tool results to a one-line note until the conversation
+/// fits `room` tokens; the newest result, if it alone is too large, is cut
+/// to what fits, with a marker. The task (the first message) stays whole.
+/// Returns whether it fits.
+fn fit(messages: &mut [Message], room: usize) -> bool {
+    let newest = messages.len().saturating_sub(1);
+    for index in 1..newest {
+        if conversation_tokens(messages) <= room {
+            return true;
+        }
+        for block in &mut messages[index].content {
+            if let Block::ToolResult { content, .. } = block
+                && content.len() > 160
+            {
+                *content = format!(
+                    "[baton: this result ({} characters) was trimmed to keep the conversation inside the model's context window; call the tool again if you still need it]",
+                    content.len()
+                );
+            }
+        }
+    }
+    let total = conversation_tokens(messages);
+    if total <= room {
+        return true;
+    }
+    if newest > 0 {
+        let excess_chars = (total - room) * 3 + 200;
+        for block in &mut messages[newest].content {
+            if let Block::ToolResult { content, .. } = block
+                && content.len() > excess_chars + 400
+            {
+                let keep = content.len() - excess_chars;
+                let cut: String = content.chars().take(keep).collect();
+                *content = format!(
+                    "{cut}\n[baton: the rest of this result ({} characters) was cut to fit the model's context window; read a narrower part if you need it]",
+                    content.len() - cut.len()
+                );
+                break;
+            }
+        }
+    }
+    conversation_tokens(messages) <= room
+}
+
+/// Earlier turns that led nowhere, kept as a line each: prose replies, and
+/// refused calls (their arguments and the full refusal).
+fn compact(messages: &mut [Message]) {
+    let mut refused: Vec<String> = Vec::new();
+    for message in messages.iter_mut().rev() {
+        let prose = message.role == Role::Assistant
+            && message
+                .content
+                .iter()
+                .all(|block| matches!(block, Block::Text { .. }));
+        for block in &mut message.content {
+            match block {
+                Block::ToolResult {
+                    id,
+                    content,
+                    is_error: true,
+                } => {
+                    refused.push(id.clone());
+                    *content = one_line(content);
+                }
+                Block::ToolCall { id, arguments, .. }
+                    if refused.contains(id) && arguments.to_string().len() > 200 =>
+                {
+                    *arguments = serde_json::json!({
+                        "_baton": format!("arguments of a refused call ({} characters) left out", arguments.to_string().len())
+                    });
+                }
+                Block::Text { text } if prose => *text = one_line(text),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let mut line: String = first.chars().take(200).collect();
+    if line.len() < text.len() {
+        line.push_str(" […]");
+    }
+    line
+}
+
+/// A 400 (or an invalid-request 500) whose message says the prompt is
+/// longer than the model's context.
+fn is_context_overflow(error: &ProviderError) -> bool {
+    let ProviderError::Rejected { message, .. } = error else {
+        return false;
+    };
+    let message = message.to_ascii_lowercase();
+    message.contains("context_length_exceeded")
+        || message.contains("exceed_context_size")
+        || message.contains("prompt is too long")
+        || message.contains("n_ctx")
+        || (message.contains("context")
+            && ["length", "window", "size", "exceed", "maximum"]
+                .iter()
+                .any(|word| message.contains(word)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: &str, content: &str, is_error: bool) -> Block {
+        Block::ToolResult {
+            id: id.into(),
+            content: content.into(),
+            is_error,
+        }
+    }
+
+    fn call(id: &str, arguments: Value) -> Block {
+        Block::ToolCall {
+            id: id.into(),
+            name: "write_file".into(),
+            arguments,
+        }
+    }
+
+    fn message(role: Role, content: Vec<Block>) -> Message {
+        Message { role, content }
+    }
+
+    #[test]
+    fn fit_trims_the_oldest_tool_results_first_and_keeps_the_task_and_the_last_exchange() {
+        let big = "x".repeat(6000);
+        let mut messages = vec![
+            Message::user_text("the task"),
+            message(Role::Assistant, vec![call("1", serde_json::json!({}))]),
+            message(Role::User, vec![result("1", &big, false)]),
+            message(Role::Assistant, vec![call("2", serde_json::json!({}))]),
+            message(Role::User, vec![result("2", &big, false)]),
+            message(Role::Assistant, vec![call("3", serde_json::json!({}))]),
+            message(Role::User, vec![result("3", &big, false)]),
+        ];
+        let before = conversation_tokens(&messages);
+        assert!(fit(&mut messages, before - 1000));
+        let lengths: Vec<usize> = messages
+            .iter()
+            .map(|message| message.content.iter().map(block_chars).sum())
+            .collect();
+        assert!(lengths[2] < 300, "the oldest result is trimmed");
+        assert!(lengths[4] > 6000, "the next one is kept while it fits");
+        assert!(lengths[6] > 6000, "the newest is whole while it fits");
+        assert!(fit(&mut messages, 1500), "the newest result is cut to fit");
+        let newest = serde_json::to_string(&messages[6]).unwrap();
+        assert!(newest.contains("was cut to fit"), "{newest}");
+        assert!(
+            !fit(&mut messages, 10),
+            "a conversation that cannot fit says so"
+        );
+        assert_eq!(messages[0], Message::user_text("the task"));
+    }
+
+    #[test]
+    fn compact_keeps_refusals_and_prose_as_a_line_each() {
+        let long = "y".repeat(5000);
+        let mut messages = vec![
+            Message::user_text("the task"),
+            message(
+                Role::Assistant,
+                vec![Block::Text {
+                    text: format!("I will now explain at length.\n{long}"),
+                }],
+            ),
+            message(
+                Role::Assistant,
+                vec![call("1", serde_json::json!({"path": "a", "content": long}))],
+            ),
+            message(
+                Role::User,
+                vec![result(
+                    "1",
+                    &format!("refused: outside the test paths\n{long}"),
+                    true,
+                )],
+            ),
+            message(
+                Role::Assistant,
+                vec![call("2", serde_json::json!({"path": "b", "content": long}))],
+            ),
+            message(Role::User, vec![result("2", "ok", false)]),
+        ];
+        compact(&mut messages);
+        let text = serde_json::to_string(&messages).unwrap();
+        assert_eq!(
+            text.matches(&long).count(),
+            1,
+            "only the accepted call keeps its content"
+        );
+        assert!(text.contains("I will now explain at length. […]"));
+        assert!(text.contains("refused: outside the test paths […]"));
+        assert!(text.contains("left out"));
+    }
+
+    #[test]
+    fn context_overflow_messages_of_real_servers_are_recognised() {
+        let rejected = |message: &str| ProviderError::Rejected {
+            provider: "p".into(),
+            status: 400,
+            message: message.into(),
+        };
+        for message in [
+            "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens",
+            "Requested tokens (9100) exceed context window of 8192",
+            "the request exceeds the available context size, try increasing it",
+            "prompt is too long: 210000 tokens > 200000 maximum",
+        ] {
+            assert!(is_context_overflow(&rejected(message)), "{message}");
+        }
+        assert!(!is_context_overflow(&rejected("tools[0].name: invalid")));
+    }
 }

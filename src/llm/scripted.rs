@@ -124,9 +124,12 @@ impl Scripted {
         };
         let usage = scripted.usage.map_or_else(
             || Usage {
+                // What a real API bills: the conversation, the system
+                // prompt and the tool schemas.
                 input_tokens: estimate_tokens(
                     &serde_json::to_string(&request.messages).unwrap_or_default(),
-                ) + estimate_tokens(&request.system),
+                ) + estimate_tokens(&request.system)
+                    + estimate_tokens(&serde_json::to_string(&request.tools).unwrap_or_default()),
                 output_tokens: estimate_tokens(
                     &serde_json::to_string(&content).unwrap_or_default(),
                 ),

@@ -98,6 +98,7 @@ async fn ask(context: &mut Context<'_>, ask: Ask<'_>) -> anyhow::Result<Asked> {
         workspace: ask.workspace,
         max_turns: ask.max_turns,
         tool_choice: context.config().tool_choice(ask.model),
+        limits: context.config().limits(ask.model),
     };
     let mut observer = context.observer(&ask.label, ask.attempt, ask.model);
     Ok(match agent::run_session(spec, &mut observer).await {

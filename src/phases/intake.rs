@@ -201,6 +201,7 @@ async fn ask_route(
         workspace: None,
         max_turns: 3,
         tool_choice: context.config().tool_choice(model),
+        limits: context.config().limits(model),
     };
     context.record().attempts = 1;
     let mut observer = context.observer("intake", 1, model);

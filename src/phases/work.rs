@@ -29,11 +29,58 @@ fn finish_tool() -> ToolSpec {
         })
 }
 
-fn working_tools() -> Vec<ToolSpec> {
+/// The work-tree tools a phase is offered. implement and repair are handed
+/// the files they will most likely edit and get no `list_files` or
+/// `search`: fewer schemas in every request, for small models above all.
+fn working_tools(phase: PhaseName) -> Vec<ToolSpec> {
+    let browse = phase == PhaseName::Tests;
     tools::agent_specs()
         .into_iter()
         .filter(|tool| tool.name != FINISH)
+        .filter(|tool| browse || !matches!(tool.name.as_str(), "list_files" | "search"))
         .collect()
+}
+
+/// The files implement or repair will most likely edit, with their text at
+/// `tree`: the plan's touchpoints that name files, or, without a plan, the
+/// repository's files the spec names and the tests written first.
+fn likely_files(context: &Context<'_>, tree: &WorkTree) -> anyhow::Result<Vec<(String, String)>> {
+    const MOST: usize = 4;
+    let files = context.source.files_at(&context.run.manifest.base_sha)?;
+    let mut chosen: Vec<String> = Vec::new();
+    if let Some(plan) = context.plan()? {
+        for touchpoint in &plan.touchpoints {
+            let Ok(glob) = globset::Glob::new(touchpoint.trim_end_matches('/')) else {
+                continue;
+            };
+            let matcher = glob.compile_matcher();
+            chosen.extend(files.iter().filter(|file| matcher.is_match(file)).cloned());
+        }
+    } else {
+        let spec = context
+            .run
+            .read_text(artifact::SPEC_MARKDOWN)?
+            .unwrap_or_default();
+        chosen.extend(
+            files
+                .iter()
+                .filter(|file| spec.contains(file.as_str()))
+                .cloned(),
+        );
+        if let Some(tests) = context.run.read_json::<TestsRecord>("tests.json")? {
+            chosen.extend(tests.files.into_iter().map(|(path, _)| path));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    chosen.retain(|path| seen.insert(path.clone()));
+    Ok(chosen
+        .into_iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(tree.path().join(&path)).ok()?;
+            Some((path, text))
+        })
+        .take(MOST)
+        .collect())
 }
 
 enum AgentRun {
@@ -71,19 +118,21 @@ async fn agent_session(
     }
     let conventions = context.conventions();
     let run_id = context.run_id();
+    let has_plan = context.run.manifest.route.contains(PhaseName::Plan);
     let spec = SessionSpec {
         provider: provider.as_ref(),
         model: &model,
         run_id: &run_id,
         phase_label: phase.to_string(),
         attempt,
-        system: prompts::system(prompts::role(phase.as_str()), &conventions),
+        system: prompts::system(prompts::agent_role(phase.as_str(), has_plan), &conventions),
         prompt,
         terminal: finish_tool(),
-        tools: working_tools(),
+        tools: working_tools(phase),
         workspace: Some(&workspace),
         max_turns: context.config().max_turns(phase),
         tool_choice: context.config().tool_choice(&model),
+        limits: context.config().limits(&model),
     };
     let mut observer = context.observer(phase.as_str(), attempt, &model);
     Ok(match agent::run_session(spec, &mut observer).await {
@@ -117,7 +166,11 @@ async fn run_executor(
     prompt: &str,
     executor: &crate::config::ExecutorConfig,
 ) -> anyhow::Result<AgentRun> {
-    let system = prompts::system(prompts::role(phase.as_str()), &context.conventions());
+    let has_plan = context.run.manifest.route.contains(PhaseName::Plan);
+    let system = prompts::system(
+        prompts::agent_role(phase.as_str(), has_plan),
+        &context.conventions(),
+    );
     let full_prompt = format!("{system}\n\n{prompt}");
     let mut secret_variables = context.settings.key_variables.clone();
     secret_variables.extend(executor.key_env.clone());
@@ -322,6 +375,7 @@ pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseResult>
         }
         _ => Vec::new(),
     };
+    brief.push_str(&prompts::file_contents(&likely_files(context, &tree)?));
     if steps.is_empty() {
         context.record().attempts = 1;
         let prompt = format!("{brief}Implement the change now.");
@@ -371,6 +425,7 @@ pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     let patch = context.patch()?;
     let tree = context.source.work_tree(&base, &patch)?;
     let mut prompt = task_brief(context)?;
+    prompt.push_str(&prompts::file_contents(&likely_files(context, &tree)?));
     prompt.push_str("# Failing gates (log tails)\n\n");
     prompt.push_str(&failing_logs(context, &verify)?);
     if !history.rounds.is_empty() {

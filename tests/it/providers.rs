@@ -505,3 +505,139 @@ fn a_provider_can_force_tool_calls_from_the_first_request() {
         assert_eq!(first("implement")["tool_choice"], agent, "{policy}");
     }
 }
+
+/// A chore run whose implement reads three large files before it writes:
+/// with `context_window` set small, the conversation must stay inside it.
+fn long_conversation(server: &FakeLlm, window: u32) -> (TestContext, Run) {
+    let context = TestContext::with_config(&config_with(
+        Wire::OpenAi,
+        &server.base_url(),
+        10,
+        &format!("context_window = {window}"),
+    ))
+    .env("FAKE_LLM_KEY", KEY);
+    for name in ["a", "b", "c"] {
+        std::fs::write(
+            context.repo.join(format!("notes-{name}.txt")),
+            format!("{name}: {}\n", "lorem ipsum dolor sit amet ".repeat(200)),
+        )
+        .unwrap();
+    }
+    context.commit("notes");
+    context.issue_with_labels(&["chore"]);
+    let read = |name: &str| {
+        crate::support::call("read_file", json!({"path": format!("notes-{name}.txt")}))
+    };
+    let mut script = happy_script();
+    script["implement"] = agent(vec![
+        vec![read("a")],
+        vec![read("b")],
+        vec![read("c")],
+        vec![write("lib.sh", "greet() { echo \"hello, world\"; }\n")],
+    ]);
+    script["plan"] = json!([crate::support::reply(vec![crate::support::call(
+        "submit_plan",
+        json!({
+            "steps": ["change greet"],
+            "touchpoints": ["lib.sh"],
+            "tests": ["tests/greet_test.sh"],
+            "rollback": "restore the old echo"
+        })
+    )])]);
+    server.set_script(script);
+    let run = context.run_local();
+    (context, run)
+}
+
+#[test]
+fn a_small_context_window_is_kept_by_trimming_the_oldest_tool_results() {
+    let server = FakeLlm::start(Wire::OpenAi, KEY, json!({}));
+    let (context, run) = long_conversation(&server, 4000);
+    run.assert_code(0);
+    assert_eq!(context.manifest()["outcome"], "done");
+    let implement: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|request| request.headers["x-baton-phase"] == "implement")
+        .collect();
+    let last = implement.last().unwrap();
+    assert_eq!(last.body["max_tokens"], 1000, "a quarter of the window");
+    let text = last.body["messages"].to_string();
+    assert!(
+        text.contains("was trimmed to keep the conversation inside"),
+        "{text}"
+    );
+    for request in &implement {
+        let tokens = request.body.to_string().len() / 3;
+        assert!(
+            tokens + 1000 <= 4000,
+            "a request of ~{tokens} tokens left no room for the reply"
+        );
+    }
+}
+
+#[test]
+fn a_server_that_says_the_context_is_exceeded_gets_a_trimmed_request_once() {
+    let server = FakeLlm::start(Wire::OpenAi, KEY, json!({}));
+    // The server's real window is smaller than the config says: baton's
+    // requests fit its own estimate and the server refuses them.
+    server.limit_context(16_000);
+    let (context, run) = long_conversation(&server, 8192);
+    run.assert_code(0);
+    assert_eq!(context.manifest()["outcome"], "done");
+    let statuses: Vec<u16> = server
+        .requests()
+        .iter()
+        .filter(|request| request.headers["x-baton-phase"] == "implement")
+        .map(|request| request.status)
+        .collect();
+    assert!(statuses.contains(&400), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&200));
+    for pair in statuses.windows(2) {
+        assert!(pair != [400, 400], "one retry per refusal: {statuses:?}");
+    }
+}
+
+#[test]
+fn a_llama_cpp_like_server_gets_through_the_hotfix_route() {
+    // Prose unless a tool is forced, a 500 for `"content": null`, and a
+    // small window: what llama-cpp-python's server does with a small model.
+    let server = FakeLlm::start(Wire::OpenAi, KEY, happy_script());
+    server.behave_like_llama_cpp();
+    let context = TestContext::with_config(&config_with(
+        Wire::OpenAi,
+        &server.base_url(),
+        10,
+        "context_window = 8192",
+    ))
+    .env("FAKE_LLM_KEY", KEY);
+    context.issue_with_labels(&["bug"]);
+    context.run_local().assert_code(0);
+    let manifest = context.manifest();
+    assert_eq!(manifest["route"], "hotfix");
+    assert_eq!(manifest["outcome"], "done");
+    let requests = server.requests();
+    assert!(requests.iter().all(|request| request.status != 500));
+    let prose = requests
+        .iter()
+        .filter(|request| request.body.get("tool_choice").is_none())
+        .count();
+    // Each session's first request is answered in prose; from then on the
+    // tool is forced, so no later request of that session is prose.
+    let sessions = requests
+        .iter()
+        .filter(|request| {
+            request.body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|message| message["role"] != "system")
+                .count()
+                == 1
+        })
+        .count();
+    assert_eq!(prose, sessions, "one unforced request per session");
+    for request in &requests {
+        assert_eq!(request.body["max_tokens"], 2048, "a quarter of the window");
+    }
+}

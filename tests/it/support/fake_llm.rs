@@ -49,6 +49,13 @@ struct State {
     faults: Vec<Fault>,
     requests: Vec<Recorded>,
     attempts: HashMap<String, u32>,
+    /// A server's context: requests whose messages and `max_tokens` (at
+    /// three characters a token) exceed it get llama.cpp's 400.
+    context_chars: Option<usize>,
+    /// Behave like llama-cpp-python's server: tools are left out of the
+    /// prompt unless one is forced (so the model answers in prose), and a
+    /// message whose `content` is null is a 500.
+    llama_cpp: bool,
 }
 
 pub struct FakeLlm {
@@ -69,6 +76,8 @@ impl FakeLlm {
             faults: Vec::new(),
             requests: Vec::new(),
             attempts: HashMap::new(),
+            context_chars: None,
+            llama_cpp: false,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (thread_state, thread_stop) = (Arc::clone(&state), Arc::clone(&stop));
@@ -101,6 +110,21 @@ impl FakeLlm {
 
     pub fn fault(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push(fault);
+    }
+
+    pub fn set_script(&self, script: Value) {
+        self.state.lock().unwrap().script = script;
+    }
+
+    /// Answers as llama-cpp-python's OpenAI-compatible server does (see
+    /// the `llama_cpp` field).
+    pub fn behave_like_llama_cpp(&self) {
+        self.state.lock().unwrap().llama_cpp = true;
+    }
+
+    /// Refuses requests larger than `chars` as llama.cpp's server does.
+    pub fn limit_context(&self, chars: usize) {
+        self.state.lock().unwrap().context_chars = Some(chars);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -197,6 +221,17 @@ fn respond(
             error_body(wire, "invalid_request_error", &problem),
         );
     }
+    if let Some(limit) = state.context_chars {
+        let size = body["messages"].to_string().len()
+            + 3 * body["max_tokens"]
+                .as_u64()
+                .or_else(|| body["max_completion_tokens"].as_u64())
+                .unwrap_or(0) as usize;
+        if size > limit {
+            let body = json!({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error"}});
+            return (400, Vec::new(), body.to_string());
+        }
+    }
     let model = body["model"].as_str().unwrap_or("").to_owned();
     if let Some(fault) = state
         .faults
@@ -211,8 +246,38 @@ fn respond(
         return answer;
     }
     let phase = headers.get("x-baton-phase").cloned().unwrap_or_default();
+    if state.llama_cpp {
+        let null_content = body["messages"].as_array().is_some_and(|messages| {
+            messages
+                .iter()
+                .any(|message| message.get("content").is_some_and(Value::is_null))
+        });
+        if null_content {
+            let detail = json!({"detail": [{"type": "string_type", "loc": ["body", "messages", 1, "content"], "msg": "Input should be a valid string", "input": null}]});
+            return (500, Vec::new(), detail.to_string());
+        }
+        let forced = body
+            .get("tool_choice")
+            .is_some_and(|choice| choice != "auto" && choice != "none");
+        if !forced {
+            let reply =
+                json!({"text": "To do this, I would edit the file and then run the tests."});
+            return (
+                200,
+                Vec::new(),
+                to_wire(wire, &model, &reply, 99).to_string(),
+            );
+        }
+    }
+    // The turn is the number of the model's replies so far; prose a
+    // llama.cpp-like server made the model write does not count.
+    let llama_cpp = state.llama_cpp;
     let turn = body["messages"].as_array().map_or(0, |messages| {
-        messages.iter().filter(|m| m["role"] == "assistant").count()
+        messages
+            .iter()
+            .filter(|m| m["role"] == "assistant")
+            .filter(|m| !llama_cpp || m.get("tool_calls").is_some())
+            .count()
     });
     if turn == 0 {
         *state.attempts.entry(phase.clone()).or_insert(0) += 1;
