@@ -58,6 +58,8 @@ pub trait Observer {
         sent: &[Message],
         reply: &Reply,
     ) -> anyhow::Result<()>;
+    /// A call answered from its first result (counted for the evidence).
+    fn repeated_call(&mut self) {}
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -237,6 +239,7 @@ pub async fn run_session(
                     .iter()
                     .find(|(tool, arguments, _)| *tool == name && *arguments == key)
                 {
+                    observer.repeated_call();
                     tools::ToolOutput {
                         content: format!(
                             "{earlier}\n[baton: the same `{name}` call as before, and nothing was written since: this is its earlier answer]"

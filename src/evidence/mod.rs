@@ -420,6 +420,12 @@ fn risks(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
                 record.name
             ));
         }
+        if record.repeated_calls > 0 {
+            risks.push(format!(
+                "{}: the model repeated {} tool call(s) with nothing changed in between; each was answered from its first result.",
+                record.name, record.repeated_calls
+            ));
+        }
         for fallback in &record.fallbacks {
             risks.push(format!(
                 "{}: the model fell back ({fallback}) after repeated provider failures.",

@@ -175,6 +175,10 @@ pub struct PhaseObserver<'c, 's> {
 }
 
 impl Observer for PhaseObserver<'_, '_> {
+    fn repeated_call(&mut self) {
+        self.context.record().repeated_calls += 1;
+    }
+
     fn before_request(&mut self, request: &Request) -> Result<(), String> {
         if let Some(reason) = self.context.budget_exceeded() {
             return Err(reason);

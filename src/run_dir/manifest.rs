@@ -157,10 +157,18 @@ pub struct PhaseRecord {
     pub signature: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Tool calls repeated with nothing written since, answered from their
+    /// first result instead of being run again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeated_calls: u32,
     /// The transcripts this execution wrote (removed when it is superseded
     /// or when an unfinished execution is run again).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transcripts: Vec<String>,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 impl PhaseRecord {
@@ -182,6 +190,7 @@ impl PhaseRecord {
             passed: None,
             signature: None,
             note: None,
+            repeated_calls: 0,
             transcripts: Vec::new(),
         }
     }

@@ -294,6 +294,18 @@ fn a_repeated_read_or_command_is_answered_from_its_first_result() {
         1,
         "{transcript}"
     );
+    let implement = context.manifest()["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|phase| phase["name"] == "implement")
+        .cloned()
+        .unwrap();
+    assert_eq!(implement["repeated_calls"], 1, "counted");
+    assert!(
+        context.run_file("evidence.md").contains("repeated 1 tool call"),
+        "and told in the evidence"
+    );
     // The second `run` never ran: one line in the log, from the first.
     let ran = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(ran.lines().count(), 1, "{ran}");
