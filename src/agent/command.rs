@@ -41,16 +41,36 @@ impl CommandOutput {
 /// Variables that hand out credentials without looking like secrets.
 const CREDENTIAL_CARRIERS: &[&str] = &["SSH_AUTH_SOCK", "GIT_ASKPASS", "SSH_ASKPASS", "GH_HOST"];
 
+/// The runner's file commands and its own channels: a command that could
+/// write to them would set the next steps' environment (`GITHUB_ENV`:
+/// `BASH_ENV`, `LD_PRELOAD`), their `PATH`, or the job's outputs.
+const RUNNER_CHANNELS: &[&str] = &[
+    "GITHUB_ENV",
+    "GITHUB_OUTPUT",
+    "GITHUB_PATH",
+    "GITHUB_STATE",
+    "GITHUB_STEP_SUMMARY",
+    "FORGEJO_ENV",
+    "FORGEJO_OUTPUT",
+    "FORGEJO_PATH",
+    "FORGEJO_STATE",
+    "FORGEJO_STEP_SUMMARY",
+];
+
+/// Whether a child must not see this variable at all.
+fn withheld(name: &str) -> bool {
+    is_secret_name(name)
+        || name.starts_with("BATON_")
+        || name.starts_with("ACTIONS_")
+        || CREDENTIAL_CARRIERS.contains(&name)
+        || RUNNER_CHANNELS.contains(&name)
+}
+
 /// The environment a child gets: ours, minus anything secret, minus baton's
 /// own settings, minus the variables named in `also_remove`.
 pub fn scrubbed_environment(also_remove: &[String]) -> Vec<(String, String)> {
     std::env::vars()
-        .filter(|(name, _)| {
-            !is_secret_name(name)
-                && !name.starts_with("BATON_")
-                && !CREDENTIAL_CARRIERS.contains(&name.as_str())
-                && !also_remove.iter().any(|removed| removed == name)
-        })
+        .filter(|(name, _)| !withheld(name) && !also_remove.iter().any(|removed| removed == name))
         .collect()
 }
 
@@ -171,6 +191,27 @@ pub fn tail(text: &str, lines: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_runners_file_commands_and_tokens_are_withheld() {
+        for name in [
+            "GITHUB_ENV",
+            "GITHUB_OUTPUT",
+            "GITHUB_PATH",
+            "GITHUB_STEP_SUMMARY",
+            "FORGEJO_ENV",
+            "ACTIONS_RUNTIME_TOKEN",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "GITHUB_TOKEN",
+            "BATON_FORGE_TOKEN",
+            "SSH_AUTH_SOCK",
+        ] {
+            assert!(super::withheld(name), "{name}");
+        }
+        for name in ["PATH", "HOME", "GITHUB_WORKSPACE", "CI", "RUNNER_TEMP"] {
+            assert!(!super::withheld(name), "{name}");
+        }
+    }
+
     use super::*;
 
     fn runtime() -> tokio::runtime::Runtime {

@@ -70,6 +70,8 @@ pub struct WorkflowOptions {
     /// key variables), and variables for the providers' base URLs.
     pub model_secrets: Vec<String>,
     pub model_variables: Vec<String>,
+    /// `[triggers].label`: only its `labeled` events start intake.
+    pub label: String,
 }
 
 impl WorkflowOptions {
@@ -104,6 +106,7 @@ impl WorkflowOptions {
             },
             model_secrets,
             model_variables,
+            label: config.triggers.label.clone(),
         }
     }
 
@@ -203,12 +206,13 @@ on:
 permissions: {{}}
 
 concurrency:
-  group: baton-issue-${{{{ github.event.issue.number || inputs.issue }}}}
+  group: {group}
   cancel-in-progress: false
 
 jobs:
 ",
         max_repairs = options.max_repairs,
+        group = concurrency_group(options),
         secrets = options.model_secrets.join(", "),
     );
     for (index, job) in jobs.iter().enumerate() {
@@ -242,9 +246,7 @@ fn render_job(
         let _ = writeln!(out, "    needs: [{needs}]");
     }
     let condition = match phase {
-        PhaseName::Intake => {
-            "github.event_name == 'issues' || github.event_name == 'workflow_dispatch'".to_owned()
-        }
+        PhaseName::Intake => intake_condition(options),
         PhaseName::Publish => "always() && needs.intake.outputs.artifact != ''".to_owned(),
         _ => format!(
             "!cancelled() && ({}) == '{phase}'",
@@ -363,18 +365,60 @@ fn render_job(
         "      - id: upload\n        if: ${{{{ {upload_condition} }}}}\n        uses: {}\n        with:\n          name: baton-run-{id}\n          path: {RUN_DIR}\n          if-no-files-found: ignore\n          overwrite: true\n          retention-days: 30\n",
         pins.upload
     );
+    // The hand-off always runs: a job whose phase crashed before its
+    // outputs says `none`, so no later job takes its place by accident.
+    // `sh`, not bash: a command of the phase cannot have it source a file.
     let _ = write!(
         out,
         "      - id: handoff
-        if: ${{{{ always() && steps.upload.outcome == 'success' && steps.baton.outputs.outcome != '' }}}}
-        shell: bash
+        if: ${{{{ always() }}}}
+        shell: sh
         env:
           NEXT: ${{{{ steps.baton.outputs.next }}}}
+          UPLOADED: ${{{{ steps.upload.outcome }}}}
+          RUN_DIR: {RUN_DIR}
         run: |
-          echo \"artifact=baton-run-{id}\" >> \"$GITHUB_OUTPUT\"
-          echo \"next=${{NEXT:-none}}\" >> \"$GITHUB_OUTPUT\"
+          if [ \"$UPLOADED\" = success ] && [ -f \"$RUN_DIR/manifest.json\" ]; then
+            echo \"artifact=baton-run-{id}\" >> \"$GITHUB_OUTPUT\"
+            echo \"next=${{NEXT:-none}}\" >> \"$GITHUB_OUTPUT\"
+          else
+            echo \"next=none\" >> \"$GITHUB_OUTPUT\"
+          fi
 \n"
     );
+}
+
+/// A label as an expression string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Intake runs for a dispatch, and for the trigger label: GitHub names the
+/// label added; Forgejo's `label_updated` does not, so the issue's labels
+/// decide there (intake checks the event again either way).
+fn intake_condition(options: &WorkflowOptions) -> String {
+    let label = literal(&options.label);
+    match options.forge {
+        ForgeKind::GitHub => format!(
+            "github.event_name == 'workflow_dispatch' || (github.event_name == 'issues' && github.event.label.name == {label})"
+        ),
+        ForgeKind::Forgejo => format!(
+            "github.event_name == 'workflow_dispatch' || (github.event_name == 'issues' && contains(github.event.issue.labels.*.name, {label}))"
+        ),
+    }
+}
+
+/// One run per issue at a time. On GitHub another label's event gets a
+/// group of its own, so it never replaces a pending run of the issue.
+fn concurrency_group(options: &WorkflowOptions) -> String {
+    let issue = "format('baton-issue-{0}', github.event.issue.number || inputs.issue)";
+    match options.forge {
+        ForgeKind::GitHub => format!(
+            "${{{{ github.event_name == 'issues' && github.event.label.name != {} && format('baton-skip-{{0}}', github.run_id) || {issue} }}}}",
+            literal(&options.label)
+        ),
+        ForgeKind::Forgejo => format!("${{{{ {issue} }}}}"),
+    }
 }
 
 /// A job's time limit: the config's wall-time budget ends a run first; this

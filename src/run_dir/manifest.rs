@@ -167,6 +167,10 @@ pub struct PhaseRecord {
     pub transcripts: Vec<String>,
 }
 
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
 fn is_zero(count: &u32) -> bool {
     *count == 0
 }

@@ -303,7 +303,9 @@ fn a_repeated_read_or_command_is_answered_from_its_first_result() {
         .unwrap();
     assert_eq!(implement["repeated_calls"], 1, "counted");
     assert!(
-        context.run_file("evidence.md").contains("repeated 1 tool call"),
+        context
+            .run_file("evidence.md")
+            .contains("repeated 1 tool call"),
         "and told in the evidence"
     );
     // The second `run` never ran: one line in the log, from the first.

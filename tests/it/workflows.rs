@@ -369,14 +369,57 @@ fn a_cancelled_workflow_is_finalised_by_publish() {
 
 #[test]
 fn another_label_starts_nothing_and_publish_does_not_run() {
+    // GitHub names the label: the workflow itself starts no job.
     let mut pipeline = Pipeline::new(Forge::GitHub, happy_script());
     pipeline.runner.event["label"] = json!({"name": "bug"});
     pipeline.runner.run();
-    let runner = &pipeline.runner;
-    assert_eq!(runner.ran(), jobs(&["intake"]));
-    assert_eq!(runner.result("intake").outputs["skipped"], "true");
+    assert!(pipeline.runner.ran().is_empty());
+    assert!(pipeline.forge.comments(ISSUE).is_empty());
+    // Forgejo does not: intake runs when the issue carries the trigger
+    // label, and baton skips an issue whose run is already under way.
+    let mut pipeline = Pipeline::new(Forge::Forgejo, happy_script());
+    pipeline.runner.event["issue"]["labels"] = json!([{"name": "bug"}]);
+    pipeline.runner.run();
+    assert!(pipeline.runner.ran().is_empty());
+    pipeline.runner.event["issue"]["labels"] =
+        json!([{"name": "baton"}, {"name": "baton:running"}]);
+    pipeline.runner.run();
+    assert_eq!(pipeline.runner.ran(), jobs(&["intake"]));
+    assert_eq!(pipeline.runner.result("intake").outputs["next"], "none");
     assert!(pipeline.forge.comments(ISSUE).is_empty());
     let _ = &pipeline.context;
+}
+
+#[test]
+fn a_job_whose_phase_crashed_stops_the_chain_and_publish_finalises() {
+    // The model server is gone when spec runs: the phase cannot finish
+    // (exit 2); no later job takes its place, and publish ends the run.
+    let mut pipeline = Pipeline::new(Forge::GitHub, happy_script());
+    let ids = pipeline.runner.job_ids();
+    for id in &ids {
+        if id == "spec" {
+            pipeline
+                .runner
+                .vars
+                .insert("ANTHROPIC_BASE_URL".into(), "http://127.0.0.1:9".into());
+        }
+        pipeline.runner.rerun(id);
+    }
+    let runner = &pipeline.runner;
+    assert_eq!(runner.ran(), jobs(&["intake", "spec", "publish"]));
+    assert_eq!(runner.result("spec").result, "failure");
+    let publish = runner.result("publish");
+    assert!(
+        matches!(
+            publish.outputs.get("outcome").map(String::as_str),
+            Some("cancelled" | "blocked")
+        ),
+        "{:?} {}",
+        publish.outputs,
+        publish.log
+    );
+    let tracking = pipeline.tracking_comments();
+    assert_eq!(tracking.len(), 1);
 }
 
 // ---- what the files say ----
@@ -464,7 +507,13 @@ fn every_action_is_pinned_by_commit_with_its_version() {
 #[test]
 fn the_committed_workflows_are_what_baton_init_writes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (forge, folder) in [("github", ".github"), ("forgejo", ".forgejo")] {
+    // baton's own GitHub pipeline builds baton from this source; the
+    // Forgejo one installs the release (a Forgejo runner's image need not
+    // have Rust).
+    for (forge, folder, version) in [
+        ("github", ".github", "source"),
+        ("forgejo", ".forgejo", "v0.1.0"),
+    ] {
         let directory = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(directory.path().join(".github")).unwrap();
         std::fs::copy(
@@ -480,7 +529,7 @@ fn the_committed_workflows_are_what_baton_init_writes() {
                 "--action",
                 "./",
                 "--version",
-                "source",
+                version,
             ])
             .current_dir(directory.path())
             .output()
@@ -500,7 +549,7 @@ fn the_committed_workflows_are_what_baton_init_writes() {
             std::fs::read_to_string(root.join(format!("{folder}/workflows/baton.yml"))).unwrap();
         assert!(
             written == committed,
-            "{folder}/workflows/baton.yml differs from `baton init --forge {forge} --action ./ --version source`; run it again"
+            "{folder}/workflows/baton.yml differs from `baton init --forge {forge} --action ./ --version {version}`; run it again"
         );
     }
 }

@@ -301,7 +301,8 @@ impl Runner {
             .map(|(key, value)| (key, interpolate(&value, context)))
             .collect();
         if let Some(script) = step["run"].as_str() {
-            return run_script(script, &env, workspace, machine, result);
+            let shell = step["shell"].as_str().unwrap_or("bash");
+            return run_script(shell, script, &env, workspace, machine, result);
         }
         let uses = step["uses"].as_str().expect("a step runs or uses");
         if uses.contains("/checkout@") {
@@ -406,7 +407,10 @@ impl Runner {
                     step_env.insert(key, interpolate(&value, &context));
                 }
                 let script = step["run"].as_str().expect("composite steps run scripts");
-                run_script(script, &step_env, workspace, machine, result)
+                let shell = step["shell"]
+                    .as_str()
+                    .expect("composite run steps name their shell");
+                run_script(shell, script, &step_env, workspace, machine, result)
             };
             context["steps"][id] = json!({"outputs": outputs});
             ok &= passed;
@@ -460,6 +464,7 @@ fn yaml_map(value: &Yaml) -> Vec<(String, String)> {
 /// A `run:` script with bash, as the runner runs it; its `GITHUB_OUTPUT`
 /// becomes the step's outputs.
 fn run_script(
+    shell: &str,
     script: &str,
     env: &BTreeMap<String, String>,
     workspace: &Path,
@@ -484,8 +489,20 @@ fn run_script(
     } else {
         machine
     };
-    let ran = Command::new("bash")
-        .args(["--noprofile", "--norc", "-eo", "pipefail"])
+    let mut command = match shell {
+        "bash" => {
+            let mut command = Command::new("bash");
+            command.args(["--noprofile", "--norc", "-eo", "pipefail"]);
+            command
+        }
+        "sh" => {
+            let mut command = Command::new("sh");
+            command.arg("-e");
+            command
+        }
+        other => panic!("the runner knows no shell {other}"),
+    };
+    let ran = command
         .arg(&file)
         .current_dir(directory)
         .env_clear()
@@ -817,20 +834,46 @@ impl Parser<'_> {
                     other => to_text(other).to_lowercase().contains(&needle),
                 })
             }
+            "format" => {
+                let mut text = to_text(&arguments[0]);
+                for (index, argument) in arguments[1..].iter().enumerate() {
+                    text = text.replace(&format!("{{{index}}}"), &to_text(argument));
+                }
+                Value::String(text)
+            }
             other => panic!("the runner knows no function {other}()"),
         }
     }
 }
 
+/// A context path; `*` maps the rest of the path over an array
+/// (`github.event.issue.labels.*.name`).
 fn lookup(context: &Value, path: &str) -> Value {
-    let mut value = context;
-    for part in path.split('.') {
-        match value.get(part) {
-            Some(next) => value = next,
+    let mut value = context.clone();
+    let parts: Vec<&str> = path.split('.').collect();
+    for (index, part) in parts.iter().enumerate() {
+        if *part == "*" {
+            let rest = parts[index + 1..].join(".");
+            let items = value.as_array().cloned().unwrap_or_default();
+            return Value::Array(
+                items
+                    .iter()
+                    .map(|item| {
+                        if rest.is_empty() {
+                            item.clone()
+                        } else {
+                            lookup(item, &rest)
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        match value.get(*part) {
+            Some(next) => value = next.clone(),
             None => return Value::Null,
         }
     }
-    value.clone()
+    value
 }
 
 fn truthy(value: &Value) -> bool {
