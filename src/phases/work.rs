@@ -298,6 +298,20 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
             ));
             continue;
         }
+        // Existing tests must still pass, so red comes from the new ones:
+        // existing files may gain lines, not lose them.
+        let rewritten: Vec<String> = crate::patch::parse(&patch)
+            .into_iter()
+            .filter(|change| !change.created && (change.deleted || change.removed > 0))
+            .map(|change| change.path)
+            .collect();
+        if !rewritten.is_empty() {
+            objections.push(format!(
+                "attempt {attempt} removed or changed existing lines in {}; the tests phase adds tests (new files, or new lines in existing ones) and leaves the existing tests as they are, so that only the new tests can fail",
+                rewritten.join(", ")
+            ));
+            continue;
+        }
         // The red check runs on a fresh tree: base + the tests, nothing else.
         let fresh = context.source.work_tree(&base, &patch)?;
         let gates = run_gates(context, &fresh, GateRun::RedCheck).await?;

@@ -303,3 +303,33 @@ fn a_tests_phase_that_writes_no_test_says_so() {
     );
     assert!(reason.contains("wrote no test at all"), "{reason}");
 }
+
+#[test]
+fn a_tests_phase_that_breaks_an_existing_test_is_sent_back_so_red_comes_from_new_tests() {
+    let context = TestContext::new("[phases.tests]\nattempts = 2\n");
+    std::fs::write(
+        context.repo.join("tests/hello_test.sh"),
+        ". ./lib.sh\necho checking hello\n[ -n \"$(greet)\" ] || exit 1\n",
+    )
+    .unwrap();
+    context.commit("an existing test");
+    let mut script = happy_script();
+    // Attempt 1 rewrites the existing test so that it fails: the gates
+    // would go red without any new test failing.
+    script["tests#1"] = agent(vec![vec![write("tests/hello_test.sh", "exit 1\n")]]);
+    script["tests#2"] = agent(vec![vec![write(
+        "tests/greet_test.sh",
+        crate::support::GOOD_TEST,
+    )]]);
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let second = context.run_file("transcripts/tests-2.jsonl");
+    assert!(
+        second.contains("removed or changed existing lines in tests/hello_test.sh"),
+        "{second}"
+    );
+    let tests = crate::support::read_json(&context.run_dir.join("tests.json"));
+    assert_eq!(tests["red"], true);
+    assert_eq!(tests["attempts"], 2);
+    assert_eq!(context.evidence()["outcome"], "done");
+}
