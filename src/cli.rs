@@ -32,6 +32,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Write a commented baton.toml and the pipeline workflow into a repository.
     Init(InitArgs),
+    /// Start runs for open issues labelled `[triggers].sweep_label` (the scheduled sweep).
+    Sweep(SweepArgs),
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -96,6 +98,13 @@ pub struct PhaseArgs {
     /// publish it as it stands. The pipeline's publish job passes it.
     #[arg(long)]
     pub finalise: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Print the plan (stdout) and start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

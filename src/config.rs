@@ -437,7 +437,7 @@ pub struct Sweep {
 
 impl Default for Sweep {
     fn default() -> Self {
-        Self { max_runs: 3 }
+        Self { max_runs: 5 }
     }
 }
 

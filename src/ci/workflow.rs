@@ -202,6 +202,10 @@ on:
         required: false
         type: string
         default: \"\"
+  schedule:
+    # The backlog sweep: issues labelled [triggers].sweep_label, at most
+    # [sweep].max_runs started, each with a workflow_dispatch of this file.
+    - cron: \"17 6 * * 1-5\"
 
 permissions: {{}}
 
@@ -219,7 +223,40 @@ jobs:
         let previous = &jobs[..index];
         render_job(&mut out, options, pins, job, previous);
     }
+    render_sweep(&mut out, options, pins);
     out
+}
+
+/// The scheduled sweep: no model, no untrusted code; it lists issues and
+/// dispatches this workflow, so it may write issues and start workflows.
+fn render_sweep(out: &mut String, options: &WorkflowOptions, pins: &Pins) {
+    let _ = write!(
+        out,
+        "  sweep:
+    name: sweep
+    if: ${{{{ github.event_name == 'schedule' }}}}
+    runs-on: {runs_on}
+    timeout-minutes: 10
+    permissions:
+      actions: write
+      contents: read
+      issues: write
+      pull-requests: read
+    steps:
+      - uses: {checkout}
+        with:
+          persist-credentials: false
+      - uses: {action}
+        with:
+          command: sweep
+          version: {version}
+          forge-token: ${{{{ secrets.BATON_FORGE_TOKEN || github.token }}}}
+",
+        runs_on = options.runs_on,
+        checkout = pins.checkout,
+        action = options.action,
+        version = options.version,
+    );
 }
 
 fn render_job(
@@ -412,12 +449,14 @@ fn intake_condition(options: &WorkflowOptions) -> String {
 /// group of its own, so it never replaces a pending run of the issue.
 fn concurrency_group(options: &WorkflowOptions) -> String {
     let issue = "format('baton-issue-{0}', github.event.issue.number || inputs.issue)";
+    // Sweeps queue behind each other, so two never overlap.
+    let sweep = "github.event_name == 'schedule' && 'baton-sweep'";
     match options.forge {
         ForgeKind::GitHub => format!(
-            "${{{{ github.event_name == 'issues' && github.event.label.name != {} && format('baton-skip-{{0}}', github.run_id) || {issue} }}}}",
+            "${{{{ {sweep} || github.event_name == 'issues' && github.event.label.name != {} && format('baton-skip-{{0}}', github.run_id) || {issue} }}}}",
             literal(&options.label)
         ),
-        ForgeKind::Forgejo => format!("${{{{ {issue} }}}}"),
+        ForgeKind::Forgejo => format!("${{{{ {sweep} || {issue} }}}}"),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod init;
 pub mod phase;
 pub mod run;
 pub mod status;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Phase(arguments) => phase::run(reporter, cli.config.as_deref(), arguments).await,
         Command::Status(arguments) => status::run(reporter, arguments),
         Command::Init(arguments) => init::run(reporter, cli.config.as_deref(), &arguments),
+        Command::Sweep(arguments) => sweep::run(reporter, cli.config.as_deref(), &arguments).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => config::check(reporter, cli.config.as_deref()),

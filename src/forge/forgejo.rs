@@ -115,6 +115,9 @@ pub struct Forgejo {
     /// The token's own login, asked once (a failure is asked again):
     /// comments by it are baton's.
     login: OnceCell<String>,
+    /// The repository's labels by name, read once per process (a job):
+    /// labels are addressed by id.
+    label_ids: std::sync::Mutex<Option<BTreeMap<String, u64>>>,
 }
 
 impl Forgejo {
@@ -142,6 +145,7 @@ impl Forgejo {
             },
             repository: settings.repository.clone(),
             login: OnceCell::new(),
+            label_ids: std::sync::Mutex::new(None),
         })
     }
 
@@ -164,6 +168,25 @@ impl Forgejo {
 
     /// Every label of the repository, name → id.
     async fn labels(&self) -> Result<BTreeMap<String, u64>> {
+        if let Some(known) = self.label_ids.lock().ok().and_then(|cache| cache.clone()) {
+            return Ok(known);
+        }
+        let labels = self.list_labels().await?;
+        if let Ok(mut cache) = self.label_ids.lock() {
+            *cache = Some(labels.clone());
+        }
+        Ok(labels)
+    }
+
+    fn remember_label(&self, name: &str, id: u64) {
+        if let Ok(mut cache) = self.label_ids.lock()
+            && let Some(known) = cache.as_mut()
+        {
+            known.insert(name.to_owned(), id);
+        }
+    }
+
+    async fn list_labels(&self) -> Result<BTreeMap<String, u64>> {
         let mut labels = BTreeMap::new();
         for page in 1..=MAX_PAGES {
             let path = self.repo_path(&format!("/labels?page={page}&limit={LIMIT}"));
@@ -181,25 +204,26 @@ impl Forgejo {
     /// The open pull request from `head` into any base, by listing: the
     /// base/head route may answer with a closed one.
     async fn open_pull_from(&self, head: &str) -> Result<Option<PullRequest>> {
-        let mut seen = 0;
+        Ok(self
+            .all_open_pulls()
+            .await?
+            .into_iter()
+            .find(|pull| pull.head == head && pull.head_repository == self.repository))
+    }
+
+    async fn all_open_pulls(&self) -> Result<Vec<PullRequest>> {
+        let mut pulls = Vec::new();
         for page in 1..=MAX_PAGES {
             let path = self.repo_path(&format!("/pulls?state=open&page={page}&limit={LIMIT}"));
             let response = self.client.request(Method::Get, &path, None, true).await?;
             let batch: Vec<WirePull> = self.client.decode(Method::Get, &path, &response)?;
             let count = batch.len();
-            seen += count;
-            if let Some(pull) = batch
-                .into_iter()
-                .map(PullRequest::from)
-                .find(|pull| pull.head == head && pull.head_repository == self.repository)
-            {
-                return Ok(Some(pull));
-            }
-            if !more_pages(&response, count, seen, page) {
+            pulls.extend(batch.into_iter().map(PullRequest::from));
+            if !more_pages(&response, count, pulls.len(), page) {
                 break;
             }
         }
-        Ok(None)
+        Ok(pulls)
     }
 
     async fn comments(&self, number: u64) -> Result<Vec<Comment>> {
@@ -423,6 +447,7 @@ impl Forge for Forgejo {
                         .json(Method::Post, &path, Some(&body), false)
                         .await?;
                     known.insert(created.name.clone(), created.id);
+                    self.remember_label(&created.name, created.id);
                     created.id
                 };
                 ids.push(id);
@@ -635,6 +660,10 @@ impl Forge for Forgejo {
             issues.sort_by_key(|issue| issue.number);
             Ok(issues)
         })
+    }
+
+    fn open_pull_requests(&self) -> BoxFuture<'_, Result<Vec<PullRequest>>> {
+        Box::pin(self.all_open_pulls())
     }
 
     fn dispatch_workflow<'a>(

@@ -593,6 +593,24 @@ impl Forge for GitHub {
         })
     }
 
+    fn open_pull_requests(&self) -> BoxFuture<'_, Result<Vec<PullRequest>>> {
+        Box::pin(async move {
+            let mut pulls = Vec::new();
+            for page in 1..=MAX_PAGES {
+                let path =
+                    self.repo_path(&format!("/pulls?state=open&per_page={PAGE}&page={page}"));
+                let response = self.client.request(Method::Get, &path, None, true).await?;
+                let batch: Vec<WirePull> = self.client.decode(Method::Get, &path, &response)?;
+                let more = has_next(&response, batch.len());
+                pulls.extend(batch.into_iter().map(PullRequest::from));
+                if !more {
+                    break;
+                }
+            }
+            Ok(pulls)
+        })
+    }
+
     fn dispatch_workflow<'a>(
         &'a self,
         workflow: &'a str,

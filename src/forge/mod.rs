@@ -139,6 +139,10 @@ impl ForgeError {
 
 pub type Result<T> = std::result::Result<T, ForgeError>;
 
+/// The label on an issue while its run is running (set by intake, and by a
+/// sweep before it dispatches).
+pub const RUNNING_LABEL: &str = "baton:running";
+
 /// The operations baton needs from a forge.
 pub trait Forge: Send + Sync {
     fn kind(&self) -> ForgeKind;
@@ -191,6 +195,9 @@ pub trait Forge: Send + Sync {
     fn create_issue<'a>(&'a self, title: &'a str, body: &'a str) -> BoxFuture<'a, Result<Issue>>;
 
     fn update_issue_body<'a>(&'a self, number: u64, body: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Every open pull request, every page.
+    fn open_pull_requests(&self) -> BoxFuture<'_, Result<Vec<PullRequest>>>;
 
     /// Open issues (not pull requests) with `label`, oldest first, every page.
     fn list_issues<'a>(&'a self, label: &'a str) -> BoxFuture<'a, Result<Vec<Issue>>>;

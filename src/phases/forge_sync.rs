@@ -8,8 +8,7 @@ use crate::records::{Comment, Ticket, UNTRUSTED_WARNING};
 use crate::run_dir::manifest::{ForgeRun, Manifest};
 use crate::types::Outcome;
 
-/// The label on an issue while its run is running.
-pub const RUNNING_LABEL: &str = "baton:running";
+use crate::forge::RUNNING_LABEL;
 
 /// `baton:<outcome>` for a run that has ended.
 pub fn outcome_label(outcome: Outcome) -> String {

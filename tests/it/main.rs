@@ -25,4 +25,5 @@ mod routes;
 mod run_dir;
 mod safety;
 mod stops;
+mod triggers;
 mod workflows;

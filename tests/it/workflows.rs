@@ -422,6 +422,59 @@ fn a_job_whose_phase_crashed_stops_the_chain_and_publish_finalises() {
     assert_eq!(tracking.len(), 1);
 }
 
+fn a_scheduled_sweep_dispatches_and_the_dispatched_run_publishes(forge: Forge) {
+    let mut pipeline = Pipeline::new(forge, happy_script());
+    pipeline
+        .forge
+        .add_issue(8, "Not ready yet", "", &[], "alice");
+    // #7 carries the sweep label (and no trigger label): the schedule finds it.
+    pipeline.forge.add_issue(
+        ISSUE,
+        "Greet the whole world",
+        "`greet` should say \"hello, world\".",
+        &["baton:ready"],
+        "alice",
+    );
+    pipeline.runner.event_name = "schedule".into();
+    pipeline.runner.event = match forge {
+        Forge::GitHub => json!({"schedule": "17 6 * * 1-5"}),
+        Forge::Forgejo => json!({"action": "schedule"}),
+    };
+    pipeline.runner.run();
+    assert_eq!(pipeline.runner.ran(), jobs(&["sweep"]));
+    let dispatches = pipeline.forge.dispatches();
+    assert_eq!(dispatches.len(), 1, "{dispatches:?}");
+    assert_eq!(dispatches[0]["inputs"]["issue"], "7");
+    // The dispatch starts the pipeline (GitHub sends inputs as given;
+    // Forgejo as strings).
+    pipeline.runner.event_name = "workflow_dispatch".into();
+    pipeline.runner.event = json!({"inputs": dispatches[0]["inputs"], "ref": "refs/heads/main", "sender": {"login": "github-actions[bot]"}});
+    pipeline.runner.run();
+    let publish = &pipeline.runner.result("publish").outputs;
+    assert_eq!(
+        publish["outcome"],
+        "done",
+        "{}",
+        pipeline.runner.result("publish").log
+    );
+    assert_eq!(pipeline.forge.pulls().len(), 1);
+    // The next sweep finds the issue in flight and starts nothing.
+    pipeline.runner.event_name = "schedule".into();
+    pipeline.runner.event = json!({"schedule": "17 6 * * 1-5"});
+    pipeline.runner.run();
+    assert_eq!(pipeline.forge.dispatches().len(), 1);
+}
+
+#[test]
+fn github_a_scheduled_sweep_dispatches_and_the_dispatched_run_publishes() {
+    a_scheduled_sweep_dispatches_and_the_dispatched_run_publishes(Forge::GitHub);
+}
+
+#[test]
+fn forgejo_a_scheduled_sweep_dispatches_and_the_dispatched_run_publishes() {
+    a_scheduled_sweep_dispatches_and_the_dispatched_run_publishes(Forge::Forgejo);
+}
+
 // ---- what the files say ----
 
 fn workflow(forge: Forge) -> serde_yaml::Value {
@@ -454,6 +507,13 @@ fn only_intake_and_publish_can_write_and_verify_gets_no_secret() {
             let text = serde_yaml::to_string(job).unwrap();
             match id {
                 "intake" => assert_eq!(writes, ["issues"]),
+                "sweep" => {
+                    assert_eq!(writes, ["actions", "issues"]);
+                    assert!(
+                        !text.contains("secrets.ANTHROPIC"),
+                        "the sweep gets no model key"
+                    );
+                }
                 "publish" => {
                     assert_eq!(writes, ["contents", "issues", "pull-requests"]);
                     assert!(job["if"].as_str().unwrap().contains("always()"));

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+pub mod sweep;
+
 use crate::types::Route;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
