@@ -32,6 +32,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Write a commented baton.toml and the pipeline workflow into a repository.
     Init(InitArgs),
+    /// Act on a `/baton <verb>` comment (the issue_comment event in CI).
+    Command,
     /// Start runs for open issues labelled `[triggers].sweep_label` (the scheduled sweep).
     Sweep(SweepArgs),
     /// Configuration commands.

@@ -409,6 +409,9 @@ pub struct Triggers {
     pub routes: BTreeMap<String, Route>,
     /// The workflow `/baton run` and the sweep dispatch.
     pub workflow: String,
+    /// Bot logins whose `/baton` comments are acted on (any other bot's,
+    /// and baton's own, are ignored).
+    pub allowed_bots: Vec<String>,
 }
 
 impl Default for Triggers {
@@ -416,6 +419,7 @@ impl Default for Triggers {
         Self {
             label: "baton".into(),
             sweep_label: "baton:ready".into(),
+            allowed_bots: Vec::new(),
             routes: [
                 ("bug", Route::Hotfix),
                 ("epic", Route::Epic),
@@ -986,7 +990,7 @@ fn section_keys(name: &str) -> Option<&'static [&'static str]> {
         ],
         "scope" => &["deny", "allow", "approval", "enforce_plan"],
         "gates" => &["name", "run", "timeout_s", "required"],
-        "triggers" => &["label", "sweep_label", "routes", "workflow"],
+        "triggers" => &["label", "sweep_label", "routes", "workflow", "allowed_bots"],
         "forge" => &["kind", "api_url", "timeout_s", "max_wait_s"],
         "publish" => &["base", "reviewers", "unfinished"],
         "sweep" => &["max_runs"],

@@ -191,6 +191,11 @@ name: baton
 on:
   issues:
     types: [labeled]
+  # Only the `command` job runs on a comment: it checks out the default
+  # branch (never a pull request's code), runs no model, and asks the forge
+  # whether the commenter has write access before anything runs.
+  issue_comment: # zizmor: ignore[dangerous-triggers]
+    types: [created]
   workflow_dispatch:
     inputs:
       issue:
@@ -223,32 +228,42 @@ jobs:
         let previous = &jobs[..index];
         render_job(&mut out, options, pins, job, previous);
     }
-    render_sweep(&mut out, options, pins);
+    render_trigger_job(&mut out, options, pins, "command");
+    render_trigger_job(&mut out, options, pins, "sweep");
     out
 }
 
-/// The scheduled sweep: no model, no untrusted code; it lists issues and
-/// dispatches this workflow, so it may write issues and start workflows.
-fn render_sweep(out: &mut String, options: &WorkflowOptions, pins: &Pins) {
+/// The jobs that start runs rather than run phases: `command` (a `/baton`
+/// comment) and `sweep` (the schedule). Neither runs a model or untrusted
+/// code; they reply, label and dispatch this workflow, so they may write
+/// issues and start workflows.
+fn render_trigger_job(out: &mut String, options: &WorkflowOptions, pins: &Pins, name: &str) {
+    let (condition, pull_requests) = match name {
+        "command" => (
+            "github.event_name == 'issue_comment' && contains(github.event.comment.body, '/baton')",
+            "write",
+        ),
+        _ => ("github.event_name == 'schedule'", "read"),
+    };
     let _ = write!(
         out,
-        "  sweep:
-    name: sweep
-    if: ${{{{ github.event_name == 'schedule' }}}}
+        "  {name}:
+    name: {name}
+    if: ${{{{ {condition} }}}}
     runs-on: {runs_on}
     timeout-minutes: 10
     permissions:
       actions: write
       contents: read
       issues: write
-      pull-requests: read
+      pull-requests: {pull_requests}
     steps:
       - uses: {checkout}
         with:
           persist-credentials: false
       - uses: {action}
         with:
-          command: sweep
+          command: {name}
           version: {version}
           forge-token: ${{{{ secrets.BATON_FORGE_TOKEN || github.token }}}}
 ",
@@ -257,6 +272,9 @@ fn render_sweep(out: &mut String, options: &WorkflowOptions, pins: &Pins) {
         action = options.action,
         version = options.version,
     );
+    if name == "command" {
+        out.push('\n');
+    }
 }
 
 fn render_job(
@@ -449,8 +467,9 @@ fn intake_condition(options: &WorkflowOptions) -> String {
 /// group of its own, so it never replaces a pending run of the issue.
 fn concurrency_group(options: &WorkflowOptions) -> String {
     let issue = "format('baton-issue-{0}', github.event.issue.number || inputs.issue)";
-    // Sweeps queue behind each other, so two never overlap.
-    let sweep = "github.event_name == 'schedule' && 'baton-sweep'";
+    // Sweeps queue behind each other, so two never overlap; a comment's
+    // job never waits for the issue's run (`/baton stop` must not).
+    let sweep = "github.event_name == 'schedule' && 'baton-sweep' || github.event_name == 'issue_comment' && format('baton-command-{0}', github.run_id)";
     match options.forge {
         ForgeKind::GitHub => format!(
             "${{{{ {sweep} || github.event_name == 'issues' && github.event.label.name != {} && format('baton-skip-{{0}}', github.run_id) || {issue} }}}}",

@@ -2,6 +2,7 @@
 //! Commands turn arguments into `Settings` and a `Job`, drive the phases and
 //! map how the run stands to an exit status.
 
+pub mod command;
 pub mod config;
 pub mod demo;
 pub mod init;
@@ -31,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Phase(arguments) => phase::run(reporter, cli.config.as_deref(), arguments).await,
         Command::Status(arguments) => status::run(reporter, arguments),
         Command::Init(arguments) => init::run(reporter, cli.config.as_deref(), &arguments),
+        Command::Command => command::run(reporter, cli.config.as_deref()).await,
         Command::Sweep(arguments) => sweep::run(reporter, cli.config.as_deref(), &arguments).await,
         Command::Config {
             command: ConfigCommand::Check,

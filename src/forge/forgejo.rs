@@ -684,6 +684,27 @@ impl Forge for Forgejo {
             Ok(())
         })
     }
+
+    fn react<'a>(&'a self, comment: u64, content: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let path = self.repo_path(&format!("/issues/comments/{comment}/reactions"));
+            // Reacting twice is harmless: the forge keeps one per user.
+            self.client
+                .request(
+                    Method::Post,
+                    &path,
+                    Some(&json!({ "content": content })),
+                    true,
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Forgejo's API has no route that cancels a run (the web UI does).
+    fn cancel_run(&self, _run: u64) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async { Ok(false) })
+    }
 }
 
 #[cfg(test)]

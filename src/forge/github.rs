@@ -630,6 +630,32 @@ impl Forge for GitHub {
             Ok(())
         })
     }
+
+    fn react<'a>(&'a self, comment: u64, content: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let path = self.repo_path(&format!("/issues/comments/{comment}/reactions"));
+            // Reacting twice is harmless: the forge keeps one per user.
+            self.client
+                .request(
+                    Method::Post,
+                    &path,
+                    Some(&json!({ "content": content })),
+                    true,
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn cancel_run(&self, run: u64) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let path = self.repo_path(&format!("/actions/runs/{run}/cancel"));
+            self.client
+                .request(Method::Post, &path, Some(&json!({})), true)
+                .await?;
+            Ok(true)
+        })
+    }
 }
 
 #[cfg(test)]

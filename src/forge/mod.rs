@@ -208,6 +208,12 @@ pub trait Forge: Send + Sync {
         reference: &'a str,
         inputs: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<()>>;
+
+    /// A reaction (`eyes`, `+1`…) on an issue or pull-request comment.
+    fn react<'a>(&'a self, comment: u64, content: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Cancels a workflow run. `Ok(false)`: this forge's API cannot.
+    fn cancel_run(&self, run: u64) -> BoxFuture<'_, Result<bool>>;
 }
 
 /// Where the forge is and how to talk to it.

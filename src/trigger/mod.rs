@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+pub mod command;
 pub mod sweep;
 
 use crate::types::Route;

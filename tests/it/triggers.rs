@@ -121,3 +121,210 @@ fn a_sweep_without_a_token_names_both_variables() {
     run.assert_code(2);
     assert!(run.stderr().contains("BATON_FORGE_TOKEN") && run.stderr().contains("GITHUB_TOKEN"));
 }
+
+// ---- `/baton` comments ----
+
+struct Comments {
+    context: TestContext,
+    forge: FakeForge,
+    flavor: Flavor,
+}
+
+impl Comments {
+    fn new(flavor: Flavor) -> Self {
+        let context = TestContext::new("");
+        let forge = FakeForge::start(flavor, "octo", "repo", TOKEN);
+        forge.add_issue(7, "Greet the whole world", "", &["baton"], "alice");
+        forge.set_permission("alice", "write");
+        forge.set_permission("bob", "read");
+        // baton's token acts as `baton`: its comments are baton's.
+        forge.set_token_user("baton", false);
+        Self {
+            context,
+            forge,
+            flavor,
+        }
+    }
+
+    /// `author` comments `body` on `issue`; `baton command` runs on the event.
+    fn comment(&self, issue: u64, author: &str, body: &str, on_pull_request: bool) -> (u64, Run) {
+        let bot = author.ends_with("[bot]");
+        let id = self.forge.add_comment(issue, author, body, bot);
+        let mut event = serde_json::json!({
+            "action": "created",
+            "issue": {"number": issue},
+            "comment": {"id": id, "body": body, "user": {"login": author}},
+        });
+        if on_pull_request {
+            event["issue"]["pull_request"] =
+                serde_json::json!({"url": "https://example.invalid/pulls"});
+        }
+        if self.flavor == Flavor::GitHub {
+            event["comment"]["user"]["type"] = serde_json::json!(if bot { "Bot" } else { "User" });
+        }
+        (id, self.rerun(&event))
+    }
+
+    fn rerun(&self, event: &serde_json::Value) -> Run {
+        let path = self.context.path().join("comment-event.json");
+        std::fs::write(&path, event.to_string()).unwrap();
+        let mut command = self.context.command(&["command"]);
+        command
+            .env("CI", "true")
+            .env("GITHUB_EVENT_NAME", "issue_comment")
+            .env("GITHUB_EVENT_PATH", &path)
+            .env("GITHUB_REPOSITORY", "octo/repo")
+            .env("GITHUB_API_URL", self.forge.api_url())
+            .env("GITHUB_SERVER_URL", self.forge.server_url())
+            .env("BATON_FORGE_TOKEN", TOKEN);
+        if self.flavor == Flavor::Forgejo {
+            command.env("FORGEJO_ACTIONS", "true");
+        }
+        let run = Run(command.output().unwrap());
+        run.assert_code(0);
+        run
+    }
+
+    fn replies(&self, issue: u64) -> Vec<String> {
+        self.forge
+            .comments(issue)
+            .into_iter()
+            .filter_map(|comment| comment["body"].as_str().map(str::to_owned))
+            .filter(|body| body.starts_with("<!-- baton:reply="))
+            .collect()
+    }
+}
+
+fn every_verb(flavor: Flavor) {
+    let comments = Comments::new(flavor);
+    let forge = &comments.forge;
+
+    // run: an eyes reaction, a dispatch, one reply; a rerun of the job
+    // finds its reply and does nothing twice.
+    let (id, _) = comments.comment(7, "alice", "/Baton  run", false);
+    assert!(forge.reactions().contains(&(id, "eyes".to_owned())));
+    assert_eq!(dispatched(forge), ["7"]);
+    let replies = comments.replies(7);
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0].contains("Started a run for #7"),
+        "{}",
+        replies[0]
+    );
+    let event = serde_json::json!({"action": "created", "issue": {"number": 7}, "comment": {"id": id, "body": "/baton run", "user": {"login": "alice"}}});
+    comments.rerun(&event);
+    assert_eq!(dispatched(forge), ["7"]);
+    assert_eq!(comments.replies(7).len(), 1);
+
+    // A reader is refused and nothing runs.
+    let (id, _) = comments.comment(7, "bob", "/baton run", false);
+    assert!(forge.reactions().contains(&(id, "eyes".to_owned())));
+    assert_eq!(dispatched(forge), ["7"]);
+    assert!(
+        comments
+            .replies(7)
+            .last()
+            .unwrap()
+            .contains("only from people with write access")
+    );
+
+    // A bot is ignored entirely, and so is a comment that is no command.
+    let replies = comments.replies(7).len();
+    let (id, _) = comments.comment(7, "renovate[bot]", "/baton run", false);
+    let (other, _) = comments.comment(7, "alice", "looks good, /baton run later", false);
+    assert!(
+        !forge
+            .reactions()
+            .iter()
+            .any(|(each, _)| *each == id || *each == other)
+    );
+    assert_eq!(comments.replies(7).len(), replies);
+    assert_eq!(dispatched(forge), ["7"]);
+
+    // retry: a new run; with a phase, the reply says how a phase is rerun.
+    comments.comment(7, "alice", "/baton retry verify", false);
+    assert_eq!(dispatched(forge), ["7", "7"]);
+    assert!(
+        comments
+            .replies(7)
+            .last()
+            .unwrap()
+            .contains("re-run its job")
+    );
+
+    // Unknown verbs and the two verbs this version does not have.
+    comments.comment(7, "alice", "/baton dance", false);
+    assert!(
+        comments
+            .replies(7)
+            .last()
+            .unwrap()
+            .contains("The verbs are")
+    );
+    comments.comment(7, "alice", "/baton approve", false);
+    assert!(
+        comments
+            .replies(7)
+            .last()
+            .unwrap()
+            .contains("not in this version")
+    );
+    assert_eq!(dispatched(forge), ["7", "7"]);
+
+    // status and stop read the tracking comment.
+    comments.comment(7, "alice", "/baton status", false);
+    assert!(
+        comments
+            .replies(7)
+            .last()
+            .unwrap()
+            .contains("no baton run yet")
+    );
+    forge.add_comment(
+        7,
+        "baton",
+        "<!-- baton:tracking -->\n**baton** · outcome `running` · [workflow run](https://forge.example/octo/repo/actions/runs/4242)\n- [x] intake\n- [ ] spec",
+        false,
+    );
+    comments.comment(7, "alice", "/baton status", false);
+    assert!(comments.replies(7).last().unwrap().contains("- [x] intake"));
+    comments.comment(7, "alice", "/baton stop", false);
+    match flavor {
+        Flavor::GitHub => {
+            assert_eq!(forge.cancelled_runs(), [4242]);
+            assert!(
+                comments
+                    .replies(7)
+                    .last()
+                    .unwrap()
+                    .contains("Cancelled workflow run 4242")
+            );
+        }
+        Flavor::Forgejo => {
+            assert!(forge.cancelled_runs().is_empty());
+            assert!(
+                comments
+                    .replies(7)
+                    .last()
+                    .unwrap()
+                    .contains("cancel run 4242 from its page")
+            );
+        }
+    }
+
+    // On a baton pull request, the command is about the issue it names.
+    forge.add_pull(50, "Greet (#7)", "baton/issue-7", "main", true, "baton");
+    forge.set_body(50, "<!-- baton:issue=7 -->\nevidence");
+    comments.comment(50, "alice", "/baton run", true);
+    assert_eq!(dispatched(forge), ["7", "7", "7"]);
+}
+
+#[test]
+fn github_every_verb_of_a_baton_comment() {
+    every_verb(Flavor::GitHub);
+}
+
+#[test]
+fn forgejo_every_verb_of_a_baton_comment() {
+    every_verb(Flavor::Forgejo);
+}

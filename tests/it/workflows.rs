@@ -465,6 +465,39 @@ fn a_scheduled_sweep_dispatches_and_the_dispatched_run_publishes(forge: Forge) {
     assert_eq!(pipeline.forge.dispatches().len(), 1);
 }
 
+fn a_comment_dispatches_a_run(forge: Forge) {
+    let mut pipeline = Pipeline::new(forge, happy_script());
+    pipeline.forge.set_token_user("baton", false);
+    let id = pipeline
+        .forge
+        .add_comment(ISSUE, "alice", "/baton run", false);
+    pipeline.runner.event_name = "issue_comment".into();
+    pipeline.runner.event = json!({
+        "action": "created",
+        "issue": {"number": ISSUE},
+        "comment": {"id": id, "body": "/baton run", "user": {"login": "alice"}},
+    });
+    pipeline.runner.run();
+    assert_eq!(pipeline.runner.ran(), jobs(&["command"]));
+    let dispatches = pipeline.forge.dispatches();
+    assert_eq!(dispatches.len(), 1);
+    assert_eq!(dispatches[0]["inputs"]["issue"], "7");
+    // Any other comment starts no job at all.
+    pipeline.runner.event["comment"]["body"] = json!("thanks!");
+    pipeline.runner.run();
+    assert!(pipeline.runner.ran().is_empty());
+}
+
+#[test]
+fn github_a_comment_dispatches_a_run() {
+    a_comment_dispatches_a_run(Forge::GitHub);
+}
+
+#[test]
+fn forgejo_a_comment_dispatches_a_run() {
+    a_comment_dispatches_a_run(Forge::Forgejo);
+}
+
 #[test]
 fn github_a_scheduled_sweep_dispatches_and_the_dispatched_run_publishes() {
     a_scheduled_sweep_dispatches_and_the_dispatched_run_publishes(Forge::GitHub);
@@ -507,6 +540,13 @@ fn only_intake_and_publish_can_write_and_verify_gets_no_secret() {
             let text = serde_yaml::to_string(job).unwrap();
             match id {
                 "intake" => assert_eq!(writes, ["issues"]),
+                "command" => {
+                    assert_eq!(writes, ["actions", "issues", "pull-requests"]);
+                    assert!(
+                        !text.contains("secrets.ANTHROPIC"),
+                        "commands get no model key"
+                    );
+                }
                 "sweep" => {
                     assert_eq!(writes, ["actions", "issues"]);
                     assert!(

@@ -182,6 +182,9 @@ struct State {
     comments: Vec<Comment>,
     permissions: HashMap<String, String>,
     dispatches: Vec<Value>,
+    /// (comment id, reaction content).
+    reactions: Vec<(u64, String)>,
+    cancelled_runs: Vec<u64>,
     faults: Vec<Fault>,
     requests: Vec<Recorded>,
     /// Seconds after 2026-01-01T00:00:00Z; one tick per write.
@@ -223,6 +226,8 @@ impl FakeForge {
             comments: Vec::new(),
             permissions: HashMap::new(),
             dispatches: Vec::new(),
+            reactions: Vec::new(),
+            cancelled_runs: Vec::new(),
             faults: Vec::new(),
             requests: Vec::new(),
             clock: 0,
@@ -326,7 +331,7 @@ impl FakeForge {
 
     /// A comment on issue (or pull request) `issue`; `bot` makes its user a
     /// Bot on GitHub (Forgejo's user object has no type).
-    pub fn add_comment(&self, issue: u64, author: &str, body: &str, bot: bool) {
+    pub fn add_comment(&self, issue: u64, author: &str, body: &str, bot: bool) -> u64 {
         let mut state = lock(&self.state);
         let (id, now) = (state.fresh_id(), state.tick());
         state.comments.push(Comment {
@@ -338,6 +343,7 @@ impl FakeForge {
             created: now,
             updated: now,
         });
+        id
     }
 
     /// A repository label (color `rrggbb`, `#` optional); its id.
@@ -436,6 +442,21 @@ impl FakeForge {
     /// Every workflow dispatch accepted: `{workflow, ref, inputs}`.
     pub fn dispatches(&self) -> Vec<Value> {
         lock(&self.state).dispatches.clone()
+    }
+
+    /// Sets an issue's or pull request's body.
+    pub fn set_body(&self, number: u64, body: &str) {
+        if let Some(issue) = lock(&self.state).issues.get_mut(&number) {
+            body.clone_into(&mut issue.body);
+        }
+    }
+
+    pub fn reactions(&self) -> Vec<(u64, String)> {
+        lock(&self.state).reactions.clone()
+    }
+
+    pub fn cancelled_runs(&self) -> Vec<u64> {
+        lock(&self.state).cancelled_runs.clone()
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -857,8 +878,44 @@ fn github_routes(state: &mut State, request: &Request, rest: &[&str]) -> Reply {
         ("POST", ["actions", "workflows", workflow, "dispatches"]) => {
             dispatch(state, request, workflow)
         }
+        ("POST", ["issues", "comments", id, "reactions"]) => react(state, request, id),
+        ("POST", ["actions", "runs", id, "cancel"]) => match parse_number(id) {
+            Some(run) => {
+                state.cancelled_runs.push(run);
+                json_reply(202, &json!({}))
+            }
+            None => state.not_found(),
+        },
         _ => state.not_found(),
     }
+}
+
+/// <https://docs.github.com/en/rest/reactions/reactions#create-reaction-for-an-issue-comment>;
+/// Forgejo's `issueCommentReaction` takes the same body.
+fn react(state: &mut State, request: &Request, id: &str) -> Reply {
+    let Some(id) = parse_number(id) else {
+        return state.not_found();
+    };
+    if !state.comments.iter().any(|comment| comment.id == id) {
+        return state.not_found();
+    }
+    let Some(content) = request.body["content"].as_str() else {
+        return state.invalid(
+            "Reaction",
+            "content",
+            "missing_field",
+            "content is required",
+        );
+    };
+    let content = content.to_owned();
+    let existed = state.reactions.contains(&(id, content.clone()));
+    if !existed {
+        state.reactions.push((id, content.clone()));
+    }
+    json_reply(
+        if existed { 200 } else { 201 },
+        &json!({"id": state.fresh_id(), "content": content}),
+    )
 }
 
 /// Paths are relative to `/api/v1/repos/{owner}/{repo}`, segments decoded.
@@ -893,6 +950,7 @@ fn forgejo_routes(state: &mut State, request: &Request, rest: &[&str]) -> Reply 
         ("POST", ["actions", "workflows", workflow, "dispatches"]) => {
             dispatch(state, request, workflow)
         }
+        ("POST", ["issues", "comments", id, "reactions"]) => react(state, request, id),
         _ => state.not_found(),
     }
 }

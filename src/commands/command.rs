@@ -1,0 +1,184 @@
+//! `baton command`: a `/baton <verb>` comment (an `issue_comment` event).
+//! Acted on only for people with write access, asked of the forge; bots are
+//! ignored unless `[triggers].allowed_bots` names them. Every command gets
+//! an `eyes` reaction and one reply, marked with the comment's id, so a
+//! rerun of the job finds its reply and does nothing twice.
+
+use std::path::Path;
+
+use crate::ci::event::{self, Event};
+use crate::error::ExitStatus;
+use crate::forge::{self, Forge, ForgeSettings, tracking};
+use crate::report::Reporter;
+use crate::settings::{Settings, env};
+use crate::trigger::command::{self, VERBS, Verb};
+
+pub async fn run(reporter: &dyn Reporter, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+    let settings = Settings::resolve(config, None)?;
+    super::protect(&settings, reporter);
+    let config = &settings.config;
+    let (Some(name), Some(path)) = (
+        env::get(env::GITHUB_EVENT_NAME),
+        env::get(env::GITHUB_EVENT_PATH),
+    ) else {
+        return Err(crate::bad_input!(
+            "baton command reads an issue_comment event from ${} and ${}",
+            env::GITHUB_EVENT_NAME,
+            env::GITHUB_EVENT_PATH
+        ));
+    };
+    let Event::IssueComment {
+        action,
+        issue,
+        on_pull_request,
+        comment,
+    } = event::read_file(&name, Path::new(&path))?
+    else {
+        return Err(crate::bad_input!(
+            "baton command handles issue_comment events; this job's event is {name}"
+        ));
+    };
+    let say = |text: &str| reporter.line(&format!("· command   {text}"));
+    if action != "created" {
+        say(&format!("ignored: the comment was {action}"));
+        return Ok(ExitStatus::Success);
+    }
+    let Some(parsed) = command::parse(&comment.body) else {
+        say("ignored: the comment is not a /baton command");
+        return Ok(ExitStatus::Success);
+    };
+    if (comment.author_is_bot || command::is_bot_login(&comment.author))
+        && !config.triggers.allowed_bots.contains(&comment.author)
+    {
+        say(&format!(
+            "ignored: {} is a bot ([triggers].allowed_bots does not name it)",
+            comment.author
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    let forge = ForgeSettings::from_environment(&config.forge)?.connect()?;
+    let forge = forge.as_ref();
+    let marker = format!("<!-- baton:reply={} -->", comment.id);
+    if forge
+        .issue(issue)
+        .await?
+        .comments
+        .iter()
+        .any(|each| each.from_baton && each.body.starts_with(&marker))
+    {
+        say(&format!(
+            "comment {} was answered already; nothing to do",
+            comment.id
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    forge.react(comment.id, "eyes").await?;
+    let permission = forge.permission(&comment.author).await?;
+    let text = if permission.can_write() {
+        match parsed {
+            Ok(verb) => act(forge, config, verb, issue, on_pull_request).await?,
+            Err(message) => format!("{message}. The verbs are {VERBS}."),
+        }
+    } else {
+        format!(
+            "@{}: baton acts on `/baton` commands only from people with write access to {}; nothing was run.",
+            comment.author,
+            forge.repository()
+        )
+    };
+    say(&text);
+    forge::create_comment_once(forge, issue, &format!("{marker}\n{text}")).await?;
+    Ok(ExitStatus::Success)
+}
+
+/// Does what `verb` asks; returns the reply.
+async fn act(
+    forge: &dyn Forge,
+    config: &crate::config::Config,
+    verb: Verb,
+    issue: u64,
+    on_pull_request: bool,
+) -> anyhow::Result<String> {
+    // On a pull request, the command is about the issue its marker names.
+    let target = if on_pull_request {
+        match command::issue_of_pull_request(&forge.issue(issue).await?.body) {
+            Some(target) => target,
+            None => {
+                return Ok(
+                    "this pull request was not opened by baton (its body names no issue); nothing was run."
+                        .into(),
+                );
+            }
+        }
+    } else {
+        issue
+    };
+    let workflow = &config.triggers.workflow;
+    Ok(match verb {
+        Verb::Run | Verb::Retry(None) => {
+            let branch = dispatch(forge, workflow, target).await?;
+            format!("Started a run for #{target} (`{workflow}` on `{branch}`).")
+        }
+        Verb::Retry(Some(phase)) => {
+            let branch = dispatch(forge, workflow, target).await?;
+            format!(
+                "Started a new run for #{target} (`{workflow}` on `{branch}`). It starts from intake, not from {phase}: to rerun one phase of a run, re-run its job in the workflow run, which takes the run directory as that job left it."
+            )
+        }
+        Verb::Stop => {
+            let Some(tracking) = tracking_comment(forge, target).await? else {
+                return Ok(format!("#{target} has no baton run to stop."));
+            };
+            let Some(run) = tracking
+                .body
+                .split(['(', ')', ' ', '\n'])
+                .find_map(command::run_id_of)
+            else {
+                return Ok(format!(
+                    "the tracking comment of #{target} links no workflow run; nothing was stopped."
+                ));
+            };
+            if forge.cancel_run(run).await? {
+                format!(
+                    "Cancelled workflow run {run}: its publish job finalises the run as `cancelled` and keeps its work on the branch."
+                )
+            } else {
+                format!(
+                    "This forge's API cannot cancel a workflow run: cancel run {run} from its page (linked in the tracking comment); its publish job then finalises the run as `cancelled`."
+                )
+            }
+        }
+        Verb::Status => match tracking_comment(forge, target).await? {
+            Some(tracking) => {
+                let summary: Vec<&str> = tracking
+                    .body
+                    .lines()
+                    .filter(|line| !line.starts_with("<!--") && !line.trim().is_empty())
+                    .take(12)
+                    .collect();
+                format!("Status of #{target}:\n\n{}", summary.join("\n"))
+            }
+            None => format!("#{target} has no baton run yet; `/baton run` starts one."),
+        },
+        Verb::Fix(_) | Verb::Approve => {
+            "`/baton fix` and `/baton approve` are not in this version of baton; nothing was run."
+                .into()
+        }
+        Verb::Unknown(verb) if verb.is_empty() => format!("The verbs are {VERBS}."),
+        Verb::Unknown(verb) => format!("`/baton {verb}` is not a command. The verbs are {VERBS}."),
+    })
+}
+
+async fn dispatch(forge: &dyn Forge, workflow: &str, issue: u64) -> anyhow::Result<String> {
+    let branch = forge.default_branch().await?;
+    let inputs = [("issue".to_owned(), issue.to_string())]
+        .into_iter()
+        .collect();
+    forge.dispatch_workflow(workflow, &branch, &inputs).await?;
+    Ok(branch)
+}
+
+async fn tracking_comment(forge: &dyn Forge, issue: u64) -> anyhow::Result<Option<forge::Comment>> {
+    let issue = forge.issue(issue).await?;
+    Ok(forge::find_marked(&issue.comments, tracking::MARKER).cloned())
+}
