@@ -234,6 +234,9 @@ async fn file_children(context: &mut Context<'_>, forge: &dyn Forge) -> anyhow::
             }
             Err(error) => return Err(error.into()),
         };
+        // The sweep picks the children up: each runs its own pipeline.
+        let sweep_label = context.config().triggers.sweep_label.clone();
+        forge.add_labels(number, &[sweep_label]).await?;
         if let Some(run) = context.run.manifest.forge.as_mut() {
             run.children.push(number);
         }

@@ -644,6 +644,12 @@ fn an_epic_files_its_children_once_with_a_task_list_on_the_parent() {
                     .unwrap()
                     .contains("Split from #7")
             );
+            assert!(
+                ci.forge
+                    .labels_of(*child)
+                    .contains(&"baton:ready".to_owned()),
+                "a child carries the sweep label"
+            );
         }
         // Publishing again files nothing new.
         ci.job("publish", &["--force"]).0.assert_code(0);
