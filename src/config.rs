@@ -168,6 +168,9 @@ pub struct ProviderConfig {
     /// well-known models, else a quarter of the window.
     #[serde(default)]
     pub max_output_tokens: Option<u32>,
+    /// One of the providers baton adds when the file does not define it.
+    #[serde(skip)]
+    pub builtin: bool,
 }
 
 /// What a model can take: its window and the longest reply asked of it.
@@ -244,6 +247,7 @@ impl ProviderConfig {
             tool_choice: ToolChoicePolicy::Auto,
             context_window: None,
             max_output_tokens: None,
+            builtin: true,
         }
     }
 }
@@ -884,6 +888,59 @@ impl Config {
         }
     }
 
+    /// The key variables the run's models need and `lookup` does not
+    /// have, as (the config key that names the model, the variable). A
+    /// provider needs a key when the config names its `api_key_env`, or
+    /// when its server is not on this machine (a loopback server without
+    /// `api_key_env` needs none). Fallbacks are left out: one that cannot
+    /// be built is skipped, not fatal. `base_variable` gives a provider
+    /// kind's base-URL variable's value (`ANTHROPIC_BASE_URL`, …).
+    pub fn missing_keys(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+        let mut references: Vec<(String, String)> = Tier::ALL
+            .iter()
+            .map(|tier| (format!("models.{tier}"), self.models.tier(*tier).to_owned()))
+            .collect();
+        for (phase, settings) in &self.phases {
+            for (key, reference) in [
+                ("model", &settings.model),
+                ("validator", &settings.validator),
+                ("escalate", &settings.escalate),
+            ] {
+                if let Some(reference) = reference {
+                    references.push((format!("phases.{phase}.{key}"), reference.clone()));
+                }
+            }
+        }
+        let mut missing: Vec<(String, String)> = Vec::new();
+        for (key, reference) in references {
+            let Ok(model) = self.resolve_model_reference(&reference) else {
+                continue;
+            };
+            let Some(provider) = self.providers.get(&model.provider) else {
+                continue;
+            };
+            let (default_key, base_variable) = match provider.kind {
+                ProviderKind::Anthropic => ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+                ProviderKind::Openai => ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+                ProviderKind::Scripted => continue,
+            };
+            let base_url = provider.base_url.clone().or_else(|| lookup(base_variable));
+            let loopback = base_url.as_deref().is_some_and(is_loopback_url);
+            let named = provider.api_key_env.is_some() && !provider.builtin;
+            if loopback && !named {
+                continue;
+            }
+            let variable = provider
+                .api_key_env
+                .clone()
+                .unwrap_or_else(|| default_key.to_owned());
+            if lookup(&variable).is_none() && !missing.iter().any(|(_, each)| *each == variable) {
+                missing.push((key, variable));
+            }
+        }
+        missing
+    }
+
     pub fn price(&self, model: &ModelRef) -> Option<Price> {
         self.pricing.get(&model.to_string()).copied()
     }
@@ -1037,8 +1094,62 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b_chars.len()]
 }
 
+/// Whether a URL's host is this machine (`localhost`, `127.x`, `[::1]`).
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = if let Some(bracketed) = host.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    host.eq_ignore_ascii_case("localhost") || host == "::1" || host.starts_with("127.")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn loopback_urls() {
+        for url in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost:11434",
+            "http://[::1]:8080",
+            "http://user@127.0.0.2/v1",
+        ] {
+            assert!(super::is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://api.openai.com/v1",
+            "http://10.0.0.2:8080",
+            "http://localhost.evil.example",
+        ] {
+            assert!(!super::is_loopback_url(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn missing_keys_name_the_variable_a_model_needs() {
+        let config = Config::parse("[models]\nheavy = \"anthropic:claude-opus-4-1\"\nstandard = \"local:qwen\"\nlight = \"named:small\"\n[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8080/v1\"\n[providers.named]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8081/v1\"\napi_key_env = \"NAMED_KEY\"\n").unwrap();
+        let none = |_: &str| None;
+        let missing = config.missing_keys(&none);
+        assert_eq!(
+            missing,
+            [
+                ("models.heavy".to_owned(), "ANTHROPIC_API_KEY".to_owned()),
+                ("models.light".to_owned(), "NAMED_KEY".to_owned())
+            ]
+        );
+        let all = |_: &str| Some("set".to_owned());
+        assert!(config.missing_keys(&all).is_empty());
+        // The built-in provider pointed at this machine needs no key.
+        let local =
+            |name: &str| (name == "ANTHROPIC_BASE_URL").then(|| "http://127.0.0.1:9".to_owned());
+        assert_eq!(config.missing_keys(&local).len(), 1);
+    }
+
     use super::*;
 
     #[test]

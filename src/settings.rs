@@ -48,6 +48,30 @@ pub mod env {
     }
 }
 
+/// What a run needs before anything is spent: gates to judge it by, and
+/// the keys of the providers its models use. Checked by `config check` and
+/// before intake; nothing is sent to a model when it fails.
+pub fn preflight(config: &Config, source: &dyn std::fmt::Display) -> anyhow::Result<()> {
+    if config.gates.is_empty() {
+        return Err(crate::bad_input!(
+            "{source}: no [[gates]]: CI judges a change only by its gates, so a run without one could never end done; add one, e.g.\n\n[[gates]]\nname = \"test\"\nrun = \"cargo test\""
+        ));
+    }
+    let missing = config.missing_keys(&env::get);
+    if let Some((key, variable)) = missing.first() {
+        let others: Vec<&str> = missing[1..].iter().map(|(_, each)| each.as_str()).collect();
+        return Err(crate::bad_input!(
+            "${variable} is not set, and {key} in {source} names a model whose provider needs it{}; set it (in CI: a repository secret) — nothing was sent to any model",
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (so are {})", others.join(", "))
+            }
+        ));
+    }
+    Ok(())
+}
+
 pub struct Settings {
     pub config: Config,
     pub config_source: ConfigSource,

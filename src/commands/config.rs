@@ -12,26 +12,19 @@ use crate::settings;
 pub fn check(reporter: &dyn Reporter, explicit: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let repo = std::env::current_dir().context("cannot read the current directory")?;
     match settings::locate_config(explicit, &repo)? {
-        None => {
-            reporter.line(&format!(
-                "no config file found (looked for {}); the built-in defaults apply",
-                CONFIG_LOOKUP.join(", ")
-            ));
-            Ok(ExitStatus::Success)
-        }
+        None => Err(crate::bad_input!(
+            "no config file found (looked for {}), and the built-in defaults have no [[gates]] to judge a change by; `baton init` writes one",
+            CONFIG_LOOKUP.join(", ")
+        )),
         Some(path) => {
             let config = Config::load(&path)?;
+            settings::preflight(&config, &path.display())?;
             reporter.line(&format!(
-                "{}: ok ({} gate(s), {} provider(s))",
+                "{}: ok ({} gate(s), {} provider(s), every key the models need is set)",
                 path.display(),
                 config.gates.len(),
                 config.providers.len()
             ));
-            if config.gates.is_empty() {
-                reporter.line(
-                    "warning: no [[gates]]: verify will block every run until a gate is configured",
-                );
-            }
             Ok(ExitStatus::Success)
         }
     }

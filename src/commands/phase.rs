@@ -38,6 +38,7 @@ pub async fn run(
     let mut interrupts = interrupts()?;
     let (run_dir, report) = if name == PhaseName::Intake {
         let settings = Settings::resolve(config, repo)?;
+        crate::settings::preflight(&settings.config, &settings.config_source)?;
         protect(&settings, reporter);
         let mut route = parse_route(arguments.route.as_deref())?;
         let trigger = match arguments.issue_file {

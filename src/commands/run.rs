@@ -22,6 +22,7 @@ pub async fn run(
     let mut interrupts = interrupts()?;
     let run_dir = if let Some(issue_file) = arguments.issue_file {
         let settings = Settings::resolve(config, repo)?;
+        crate::settings::preflight(&settings.config, &settings.config_source)?;
         protect(&settings, reporter);
         let request = IntakeRequest {
             trigger: Trigger::IssueFile(issue_file),

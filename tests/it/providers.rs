@@ -641,3 +641,42 @@ fn a_llama_cpp_like_server_gets_through_the_hotfix_route() {
         assert_eq!(request.body["max_tokens"], 2048, "a quarter of the window");
     }
 }
+
+#[test]
+fn with_no_gates_or_no_key_nothing_is_sent_and_the_exit_code_is_2() {
+    let server = FakeLlm::start(Wire::OpenAi, KEY, happy_script());
+    // No [[gates]]: nothing could ever judge the change.
+    let without_gates = config(Wire::OpenAi, &server.base_url(), 10).replace(
+        "[[gates]]\nname = \"test\"\nrun = \"sh run_tests.sh\"\ntimeout_s = 60\n",
+        "",
+    );
+    assert!(!without_gates.contains("[[gates]]"));
+    let context = TestContext::with_config(&without_gates).env("FAKE_LLM_KEY", KEY);
+    let run = context.run_local();
+    run.assert_code(2);
+    assert!(run.stderr().contains("no [[gates]]"), "{}", run.stderr());
+    assert!(!context.run_dir.exists(), "no run was created");
+
+    // The key the config names is not set.
+    let context = TestContext::with_config(&config(Wire::OpenAi, &server.base_url(), 10));
+    let run = context.run_local();
+    run.assert_code(2);
+    assert!(
+        run.stderr().contains("$FAKE_LLM_KEY is not set"),
+        "{}",
+        run.stderr()
+    );
+    let check = context.baton(&["config", "check"]);
+    check.assert_code(2);
+    assert!(check.stderr().contains("$FAKE_LLM_KEY"));
+    assert!(
+        server.requests().is_empty(),
+        "nothing was sent to the model"
+    );
+
+    // A server on this machine with no api_key_env needs no key.
+    let keyless = config(Wire::OpenAi, &server.base_url(), 10)
+        .replace("api_key_env = \"FAKE_LLM_KEY\"\n", "");
+    let context = TestContext::with_config(&keyless);
+    context.baton(&["config", "check"]).assert_code(0);
+}

@@ -679,16 +679,28 @@ fn init_writes_a_config_that_checks_and_never_overwrites_without_force() {
         config.contains("cargo test --locked"),
         "the gate is guessed from Cargo.toml"
     );
-    let check = std::process::Command::new(BATON)
-        .args(["config", "check"])
-        .current_dir(repo)
-        .output()
-        .unwrap();
+    let check = |key: Option<&str>| {
+        let mut command = std::process::Command::new(BATON);
+        command
+            .args(["config", "check"])
+            .current_dir(repo)
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ANTHROPIC_BASE_URL");
+        if let Some(key) = key {
+            command.env("ANTHROPIC_API_KEY", key);
+        }
+        command.output().unwrap()
+    };
+    let with_key = check(Some("sk-ant-x"));
     assert!(
-        check.status.success(),
+        with_key.status.success(),
         "{}",
-        String::from_utf8_lossy(&check.stderr)
+        String::from_utf8_lossy(&with_key.stderr)
     );
+    // Without the key the models need, the check fails and names it.
+    let without = check(None);
+    assert_eq!(without.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&without.stderr).contains("$ANTHROPIC_API_KEY is not set"));
     let workflow = repo.join(".github/workflows/baton.yml");
     std::fs::write(&workflow, "# mine\n").unwrap();
     let again = init(&[]);
