@@ -30,7 +30,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Demo(arguments) => demo::run(reporter, &arguments).await,
         Command::Run(arguments) => run::run(reporter, cli.config.as_deref(), arguments).await,
         Command::Phase(arguments) => phase::run(reporter, cli.config.as_deref(), arguments).await,
-        Command::Status(arguments) => status::run(reporter, arguments),
+        Command::Status(arguments) => status::run(arguments),
         Command::Init(arguments) => init::run(reporter, cli.config.as_deref(), &arguments),
         Command::Command => command::run(reporter, cli.config.as_deref()).await,
         Command::Sweep(arguments) => sweep::run(reporter, cli.config.as_deref(), &arguments).await,

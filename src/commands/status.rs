@@ -13,7 +13,7 @@ use crate::run_dir::manifest::{Manifest, PhaseStatus};
 use crate::run_dir::{RunDir, lock_holder};
 use crate::types::Outcome;
 
-pub fn run(reporter: &dyn Reporter, arguments: StatusArgs) -> anyhow::Result<ExitStatus> {
+pub fn run(arguments: StatusArgs) -> anyhow::Result<ExitStatus> {
     let run_dir = require_run_dir(arguments.run_dir)?;
     let run = RunDir::open(&run_dir)?;
     let manifest = &run.manifest;
@@ -47,6 +47,8 @@ pub fn run(reporter: &dyn Reporter, arguments: StatusArgs) -> anyhow::Result<Exi
         }
         return Ok(ExitStatus::Success);
     }
+    // The table is data: stdout, so `baton status | less` shows it.
+    let reporter: &dyn Reporter = &crate::report::Stdout;
     reporter.line(&format!(
         "run {} · issue #{} {} · route {} · outcome {}",
         manifest.run_id,

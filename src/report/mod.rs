@@ -95,6 +95,25 @@ pub fn thousands(value: u64) -> String {
     grouped
 }
 
+/// A reporter whose lines are data on stdout (`baton status`): a reader
+/// that closes the pipe early (`| head`) is not an error.
+pub struct Stdout;
+
+impl Reporter for Stdout {
+    fn line(&self, text: &str) {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    }
+
+    fn phase_started(&self, _phase: PhaseName, _detail: &str) {}
+
+    fn phase_finished(&self, _record: &PhaseRecord) {}
+
+    fn working(&self, _label: &str) -> Box<dyn Send> {
+        Box::new(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -359,10 +359,10 @@ fn sigint_during_a_gate_cancels_cleanly_and_the_phase_resumes() {
     let status = context.baton(&["status", "--run-dir", run_dir]);
     assert!(
         status
-            .stderr()
+            .stdout()
             .contains("cancelled during verify: resume with `baton phase verify"),
         "{}",
-        status.stderr()
+        status.stdout()
     );
     // Other phases are no-ops while the run is cancelled.
     context.phase("review").assert_code(0);
@@ -393,9 +393,9 @@ fn a_second_writer_exits_two_naming_the_holder_and_status_still_reads() {
     let status = context.baton(&["status", "--run-dir", run_dir]);
     status.assert_code(0);
     assert!(
-        status.stderr().contains("busy: process"),
+        status.stdout().contains("busy: process"),
         "{}",
-        status.stderr()
+        status.stdout()
     );
     std::fs::remove_file(&slow).unwrap();
     signal(&child, "TERM");
@@ -442,9 +442,9 @@ fn a_phase_killed_with_its_process_group_reruns_without_force() {
     assert_eq!(context.manifest()["phases"][3]["status"], "running");
     let status = context.baton(&["status", "--run-dir", run_dir]);
     assert!(
-        status.stderr().contains("its job died"),
+        status.stdout().contains("its job died"),
         "{}",
-        status.stderr()
+        status.stdout()
     );
 
     std::fs::remove_file(&slow).unwrap();

@@ -100,3 +100,15 @@ fn status_reports_the_run_as_json_on_stdout() {
     assert_eq!(status["next"], "design");
     assert_eq!(status["phases"][1]["name"], "spec");
 }
+
+#[test]
+fn status_prints_its_table_on_stdout_so_it_can_be_piped() {
+    let context = TestContext::new("");
+    started(&context);
+    let run = context.baton(&["status", "--run-dir", context.run_dir.to_str().unwrap()]);
+    run.assert_code(0);
+    let table = run.stdout();
+    assert!(table.contains("phase") && table.contains("spec"), "{table}");
+    assert!(table.contains("outcome running"), "{table}");
+    assert!(!run.stderr().contains("spec"), "the table is not on stderr");
+}
