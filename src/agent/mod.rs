@@ -60,6 +60,30 @@ pub trait Observer {
     ) -> anyhow::Result<()>;
     /// A call answered from its first result (counted for the evidence).
     fn repeated_call(&mut self) {}
+    /// How long a request may still take before the wall-time budget is
+    /// spent; `None`: no bound. A request still unanswered then is dropped
+    /// (which cancels it) and the session stops on the budget.
+    fn time_left(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// Sends `request`, bounded by what is left of the wall-time budget.
+async fn complete(
+    provider: &dyn Provider,
+    request: &Request,
+    observer: &dyn Observer,
+) -> Result<Reply, SessionError> {
+    let Some(left) = observer.time_left() else {
+        return Ok(provider.complete(request).await?);
+    };
+    match tokio::time::timeout(left, provider.complete(request)).await {
+        Ok(reply) => Ok(reply?),
+        Err(_) => Err(SessionError::Budget(format!(
+            "wall-time budget reached while waiting {:.0} s for the model (budget.max_wall_minutes); the request was cancelled",
+            left.as_secs_f64()
+        ))),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,8 +166,8 @@ pub async fn run_session(
             .before_request(&request)
             .map_err(SessionError::Budget)?;
         tracing::debug!(phase = %spec.phase_label, turn, "model request");
-        let reply = match spec.provider.complete(&request).await {
-            Err(error) if is_context_overflow(&error) => {
+        let reply = match complete(spec.provider, &request, observer).await {
+            Err(SessionError::Provider(error)) if is_context_overflow(&error) => {
                 // The server counts differently than baton's estimate: trim
                 // harder and try once more.
                 if !fit(&mut messages, room * 3 / 5) {
@@ -157,7 +181,7 @@ pub async fn run_session(
                 observer
                     .before_request(&request)
                     .map_err(SessionError::Budget)?;
-                spec.provider.complete(&request).await?
+                complete(spec.provider, &request, observer).await?
             }
             other => other?,
         };

@@ -175,6 +175,12 @@ pub struct PhaseObserver<'c, 's> {
 }
 
 impl Observer for PhaseObserver<'_, '_> {
+    fn time_left(&self) -> Option<std::time::Duration> {
+        let limit = self.context.run.manifest.budget.limits.max_wall_minutes * 60.0;
+        let left = (limit - self.context.spent().wall_s).max(0.0);
+        Some(std::time::Duration::from_secs_f64(left))
+    }
+
     fn repeated_call(&mut self) {
         self.context.record().repeated_calls += 1;
     }

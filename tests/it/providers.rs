@@ -680,3 +680,41 @@ fn with_no_gates_or_no_key_nothing_is_sent_and_the_exit_code_is_2() {
     let context = TestContext::with_config(&keyless);
     context.baton(&["config", "check"]).assert_code(0);
 }
+
+#[test]
+fn a_model_slower_than_the_wall_time_budget_is_cut_off_at_the_budget() {
+    // Every request hangs for 8 s; the request timeout (30 s) and its
+    // retries would take far longer. The wall-time budget is 3 s.
+    let server = FakeLlm::start(Wire::OpenAi, KEY, happy_script());
+    let mut hang = fault(None, 200, &[], "{}", 10);
+    hang.delay_ms = 8_000;
+    server.fault(hang);
+    let context = TestContext::with_config(&format!(
+        "{}\n[budget]\nmax_wall_minutes = 0.05\n",
+        config(Wire::OpenAi, &server.base_url(), 30)
+    ))
+    .env("FAKE_LLM_KEY", KEY);
+    context.issue_with_labels(&["chore"]);
+    let run = context.baton_within(
+        15,
+        &[
+            "run",
+            "--local",
+            "--issue-file",
+            context.issue.to_str().unwrap(),
+            "--run-dir",
+            context.run_dir.to_str().unwrap(),
+        ],
+    );
+    run.assert_code(1);
+    let manifest = context.manifest();
+    assert_eq!(manifest["outcome"], "budget_exceeded");
+    assert!(
+        manifest["reason"]
+            .as_str()
+            .unwrap()
+            .contains("while waiting"),
+        "{}",
+        manifest["reason"]
+    );
+}
