@@ -1,15 +1,21 @@
 //! SIGINT and SIGTERM (what Ctrl-C and a CI cancel send). The first stops
 //! the running phase: its model request is dropped, its commands' process
 //! groups are killed, its work trees removed, and it is recorded as
-//! interrupted. A second signal exits at once with 130.
+//! interrupted. A second signal, a second or more after the first, exits at
+//! once with 130. Copies of the first that arrive together with it are one
+//! event: `timeout` and a terminal signal both the process and its process
+//! group, so the same cancel is delivered twice.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
+use signal_hook::consts::{SIGINT, SIGTERM};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// The exit code of a process ended by SIGINT (128 + 2), used for both.
 pub const EXIT_CODE: u8 = 130;
+
+/// Signals this soon after the first are copies of it, not a second one.
+const SAME_EVENT: Duration = Duration::from_secs(1);
 
 pub struct Interrupts {
     interrupt: Signal,
@@ -17,26 +23,28 @@ pub struct Interrupts {
 }
 
 impl Interrupts {
-    /// Listens for both signals; from the second one on, the process exits
-    /// at once. Call inside the runtime, once per process.
+    /// Listens for both signals; a second one (not a copy of the first)
+    /// exits the process at once. Call inside the runtime, once per process.
     pub fn install() -> anyhow::Result<Self> {
-        let received = Arc::new(AtomicBool::new(false));
-        for number in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            // Registered before tokio's handler and the flag: on the first
-            // signal the flag is still false, so only the phase stops.
-            signal_hook::flag::register_conditional_shutdown(
-                number,
-                i32::from(EXIT_CODE),
-                Arc::clone(&received),
-            )?;
-        }
         let interrupts = Self {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
         };
-        for number in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(number, Arc::clone(&received))?;
-        }
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let mut first: Option<Instant> = None;
+                for _ in signals.forever() {
+                    match first {
+                        None => first = Some(Instant::now()),
+                        Some(at) if at.elapsed() >= SAME_EVENT => {
+                            std::process::exit(i32::from(EXIT_CODE));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            })?;
         Ok(interrupts)
     }
 

@@ -119,6 +119,9 @@ pub async fn run_session(
     let mut logged = 0;
     let mut prose_in_a_row = 0;
     let mut forced = false;
+    // Whether the server failed a request that forced "any tool"
+    // (llama-cpp-python's function-calling handler does).
+    let mut any_refused = false;
     // The last call that was refused, and why: the same one again ends it.
     let mut last_refusal: Option<(String, String, String)> = None;
     // Answers to `read_file`, `list_files`, `search` and `run` since the
@@ -133,6 +136,8 @@ pub async fn run_session(
         forced |= prose_in_a_row > 0;
         let tool_choice = match spec.tool_choice {
             ToolChoicePolicy::Auto if !forced => ToolChoice::Auto,
+            // A server that failed on "any tool" is not asked again.
+            _ if terminal == FINISH && any_refused => ToolChoice::Auto,
             ToolChoicePolicy::Required => ToolChoice::Any,
             _ if terminal == FINISH => ToolChoice::Any,
             _ => ToolChoice::Tool(terminal.to_owned()),
@@ -167,6 +172,19 @@ pub async fn run_session(
             .map_err(SessionError::Budget)?;
         tracing::debug!(phase = %spec.phase_label, turn, "model request");
         let reply = match complete(spec.provider, &request, observer).await {
+            Err(SessionError::Provider(error))
+                if request.tool_choice == ToolChoice::Any && !is_context_overflow(&error) =>
+            {
+                // Some servers cannot force "any tool" and fail the request;
+                // ask again without forcing, and do not force it again.
+                tracing::warn!(phase = %spec.phase_label, "the server failed a request that forced a tool call ({error}); asking again without forcing one");
+                any_refused = true;
+                request.tool_choice = ToolChoice::Auto;
+                observer
+                    .before_request(&request)
+                    .map_err(SessionError::Budget)?;
+                complete(spec.provider, &request, observer).await?
+            }
             Err(SessionError::Provider(error)) if is_context_overflow(&error) => {
                 // The server counts differently than baton's estimate: trim
                 // harder and try once more.

@@ -85,12 +85,10 @@ pub fn to_wire(request: &Request, official: bool) -> Value {
                         _ => None,
                     })
                     .collect();
-                // A message that only calls tools leaves `content` out: some
-                // servers (llama.cpp's) refuse `"content": null` with a 500.
-                let mut entry = json!({"role": "assistant"});
-                if !text.is_empty() {
-                    entry["content"] = json!(text);
-                }
+                // A message that only calls tools carries `"content": ""`:
+                // llama-cpp-python refuses `null` with a 500, and its chat
+                // templates fail on a message without the key.
+                let mut entry = json!({"role": "assistant", "content": text});
                 if !calls.is_empty() {
                     entry["tool_calls"] = json!(calls);
                 }

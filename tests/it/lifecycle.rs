@@ -614,3 +614,29 @@ fn force_reopens_a_run_publish_ended_done_and_publish_judges_again() {
     context.phase("publish").assert_code(1);
     assert_ne!(context.evidence()["outcome"], "done");
 }
+
+#[test]
+fn the_same_cancel_delivered_twice_at_once_is_one_interrupt() {
+    // `timeout` (and a terminal) signal the process and its process group:
+    // baton receives the same SIGTERM twice within microseconds. That is
+    // one cancel: the phase is recorded interrupted, not abandoned.
+    let (context, _slow, pid_file) = slow_gate_context();
+    let temporary = context.path().join("tmp");
+    std::fs::create_dir_all(&temporary).unwrap();
+    let context = context.env("TMPDIR", temporary.to_str().unwrap());
+    up_to_verify(&context);
+    let child = spawn_verify(&context);
+    let gate = wait_for(&pid_file);
+    assert!(running(&gate));
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -TERM {0}; kill -TERM {0}", child.id()))
+        .status()
+        .unwrap();
+    let run = Run(child.wait_with_output().unwrap());
+    run.assert_code(130);
+    assert!(gone_soon(&gate));
+    let manifest = context.manifest();
+    assert_eq!(manifest["outcome"], "cancelled", "{}", run.stderr());
+    assert_eq!(manifest["phases"][3]["status"], "interrupted");
+}

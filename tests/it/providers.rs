@@ -440,15 +440,15 @@ fn a_refused_call_repeated_ends_the_attempt_at_once_and_becomes_its_objection() 
 }
 
 #[test]
-fn an_assistant_message_with_only_tool_calls_sends_no_null_content() {
+fn an_assistant_message_with_only_tool_calls_sends_an_empty_string_content() {
+    // Not null (llama-cpp-python's 500) and not left out (its templates
+    // read the key): a string on every message.
     let (_, server, run) = chore_run(Wire::OpenAi, happy_script(), Vec::new());
     run.assert_code(0);
     for request in server.requests() {
         for message in request.body["messages"].as_array().unwrap() {
             assert!(
-                message
-                    .get("content")
-                    .is_none_or(|content| !content.is_null()),
+                message.get("content").is_some_and(Value::is_string),
                 "{message}"
             );
         }
@@ -716,5 +716,53 @@ fn a_model_slower_than_the_wall_time_budget_is_cut_off_at_the_budget() {
             .contains("while waiting"),
         "{}",
         manifest["reason"]
+    );
+}
+
+#[test]
+fn a_server_that_fails_on_a_forced_any_tool_is_asked_again_without_forcing() {
+    let server = FakeLlm::start(Wire::OpenAi, KEY, json!({}));
+    server.refuse_tool_choice_required();
+    let mut script = happy_script();
+    // implement answers in prose first: its next request forces a tool,
+    // which this server cannot do.
+    script["implement"] = json!([
+        prose("I will change greet now."),
+        crate::support::reply(vec![write(
+            "lib.sh",
+            "greet() { echo \"hello, world\"; }\n"
+        )]),
+        crate::support::reply(vec![crate::support::call(
+            "finish",
+            json!({"summary": "done"})
+        )]),
+    ]);
+    server.set_script(script);
+    let context = TestContext::with_config(&config(Wire::OpenAi, &server.base_url(), 10))
+        .env("FAKE_LLM_KEY", KEY);
+    context.issue_with_labels(&["chore"]);
+    let run = context.run_local();
+    run.assert_code(0);
+    assert_eq!(context.manifest()["outcome"], "done");
+    let implement: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|request| request.headers["x-baton-phase"] == "implement")
+        .collect();
+    assert!(implement.iter().any(|request| request.status == 500));
+    // Once refused, "required" is not sent again in that session.
+    let last_refused = implement
+        .iter()
+        .rposition(|request| request.body.get("tool_choice") == Some(&json!("required")))
+        .unwrap();
+    assert!(
+        implement[last_refused + 1..]
+            .iter()
+            .all(|request| request.body.get("tool_choice").is_none()),
+        "{:?}",
+        implement
+            .iter()
+            .map(|r| r.body.get("tool_choice").cloned())
+            .collect::<Vec<_>>()
     );
 }

@@ -56,6 +56,9 @@ struct State {
     /// prompt unless one is forced (so the model answers in prose), and a
     /// message whose `content` is null is a 500.
     llama_cpp: bool,
+    /// Fail `tool_choice: "required"` with an empty 500, as
+    /// llama-cpp-python's function-calling handler does.
+    refuse_required: bool,
 }
 
 pub struct FakeLlm {
@@ -78,6 +81,7 @@ impl FakeLlm {
             attempts: HashMap::new(),
             context_chars: None,
             llama_cpp: false,
+            refuse_required: false,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (thread_state, thread_stop) = (Arc::clone(&state), Arc::clone(&stop));
@@ -120,6 +124,11 @@ impl FakeLlm {
     /// the `llama_cpp` field).
     pub fn behave_like_llama_cpp(&self) {
         self.state.lock().unwrap().llama_cpp = true;
+    }
+
+    /// Fails every request whose `tool_choice` is `required`.
+    pub fn refuse_tool_choice_required(&self) {
+        self.state.lock().unwrap().refuse_required = true;
     }
 
     /// Refuses requests larger than `chars` as llama.cpp's server does.
@@ -246,6 +255,9 @@ fn respond(
         return answer;
     }
     let phase = headers.get("x-baton-phase").cloned().unwrap_or_default();
+    if state.refuse_required && body.get("tool_choice") == Some(&json!("required")) {
+        return (500, Vec::new(), String::new());
+    }
     if state.llama_cpp {
         let null_content = body["messages"].as_array().is_some_and(|messages| {
             messages
@@ -255,6 +267,16 @@ fn respond(
         if null_content {
             let detail = json!({"detail": [{"type": "string_type", "loc": ["body", "messages", 1, "content"], "msg": "Input should be a valid string", "input": null}]});
             return (500, Vec::new(), detail.to_string());
+        }
+        // Its chat templates read `message.content` of every message.
+        let no_content = body["messages"].as_array().is_some_and(|messages| {
+            messages
+                .iter()
+                .any(|message| message.get("content").is_none())
+        });
+        if no_content {
+            let error = json!({"error": {"message": "'dict object' has no attribute 'content'", "type": "internal_server_error"}});
+            return (500, Vec::new(), error.to_string());
         }
         let forced = body
             .get("tool_choice")
