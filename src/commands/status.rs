@@ -15,7 +15,15 @@ use crate::types::Outcome;
 
 pub fn run(arguments: StatusArgs) -> anyhow::Result<ExitStatus> {
     let run_dir = require_run_dir(arguments.run_dir)?;
-    let run = RunDir::open(&run_dir)?;
+    let mut run = RunDir::open(&run_dir)?;
+    // A phase still running shows how long it has run so far.
+    for record in &mut run.manifest.phases {
+        if record.status == PhaseStatus::Running
+            && let Some(started) = crate::clock::parse_rfc3339(&record.started_at)
+        {
+            record.wall_s = (crate::clock::now_epoch() - started).max(0.0);
+        }
+    }
     let manifest = &run.manifest;
     let busy = lock_holder(&run_dir);
     let next = machine::next_phase(manifest);

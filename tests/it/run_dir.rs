@@ -112,3 +112,34 @@ fn status_prints_its_table_on_stdout_so_it_can_be_piped() {
     assert!(table.contains("outcome running"), "{table}");
     assert!(!run.stderr().contains("spec"), "the table is not on stderr");
 }
+
+#[test]
+fn status_shows_how_long_a_running_phase_has_run() {
+    let context = TestContext::new("");
+    started(&context);
+    let path = context.run_dir.join("manifest.json");
+    let mut manifest = context.manifest();
+    let mut running = manifest["phases"][1].clone();
+    running["name"] = serde_json::json!("design");
+    running["status"] = serde_json::json!("running");
+    running["wall_s"] = serde_json::json!(0.0);
+    running["finished_at"] = serde_json::Value::Null;
+    let two_minutes_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    running["started_at"] = serde_json::json!(baton::clock::format_rfc3339(two_minutes_ago));
+    manifest["phases"].as_array_mut().unwrap().push(running);
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    let run = context.baton(&["status", "--run-dir", context.run_dir.to_str().unwrap()]);
+    run.assert_code(0);
+    let line = run
+        .stdout()
+        .lines()
+        .find(|line| line.starts_with("design"))
+        .unwrap_or_default()
+        .to_owned();
+    let seconds: f64 = line
+        .split_whitespace()
+        .last()
+        .and_then(|time| time.trim_end_matches('s').parse().ok())
+        .unwrap_or(0.0);
+    assert!(seconds >= 119.0, "{line}");
+}
