@@ -23,7 +23,11 @@ pub fn check(reporter: &dyn Reporter, explicit: Option<&Path>) -> anyhow::Result
                 "{}: ok ({} gate(s), {} provider(s), every key the models need is set)",
                 path.display(),
                 config.gates.len(),
-                config.providers.len()
+                config
+                    .providers
+                    .values()
+                    .filter(|provider| !provider.builtin)
+                    .count()
             ));
             Ok(ExitStatus::Success)
         }
