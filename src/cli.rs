@@ -55,8 +55,9 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Run on this machine (the only mode so far; CI runs `baton phase` per job).
-    #[arg(long, required = true)]
+    /// Run on this machine: the only mode of `run`, so it may be left out
+    /// (CI runs `baton phase` per job).
+    #[arg(long)]
     pub local: bool,
     /// The issue as JSON (GitHub's issue shape) or Markdown (`# Title` then the body).
     /// Without it, the run in --run-dir is resumed from its next phase.

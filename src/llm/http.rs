@@ -332,6 +332,9 @@ fn error_message(body: &str) -> String {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| body.chars().take(300).collect());
+    if message.trim().is_empty() {
+        return "an empty body (the server's log says why)".into();
+    }
     crate::secrets::redact(&message).into_owned()
 }
 
@@ -350,6 +353,18 @@ pub fn key_from(variable: &str) -> Option<Secret> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_empty_error_body_says_so() {
+        assert_eq!(
+            super::error_message(""),
+            "an empty body (the server's log says why)"
+        );
+        assert_eq!(
+            super::error_message(r#"{"error": {"message": "bad tool"}}"#),
+            "bad tool"
+        );
+    }
+
     use super::*;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -169,3 +169,19 @@ fn repository_conventions_reach_the_model() {
             .contains("Always write POSIX sh, never bash.")
     );
 }
+
+#[test]
+fn run_works_without_local_which_is_its_only_mode() {
+    let context = TestContext::new("");
+    context.script(&crate::support::happy_script());
+    context.issue_with_labels(&["chore"]);
+    let run = context.baton(&[
+        "run",
+        "--issue-file",
+        context.issue.to_str().unwrap(),
+        "--run-dir",
+        context.run_dir.to_str().unwrap(),
+    ]);
+    run.assert_code(0);
+    assert_eq!(context.manifest()["outcome"], "done");
+}
