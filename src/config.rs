@@ -131,6 +131,18 @@ impl fmt::Display for ProviderKind {
     }
 }
 
+impl ProviderKind {
+    /// The key variable used when `api_key_env` is not set, and the
+    /// variable that may give the base URL; `None` for `scripted`.
+    pub fn variables(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::Anthropic => Some(("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")),
+            Self::Openai => Some(("OPENAI_API_KEY", "OPENAI_BASE_URL")),
+            Self::Scripted => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
@@ -919,10 +931,8 @@ impl Config {
             let Some(provider) = self.providers.get(&model.provider) else {
                 continue;
             };
-            let (default_key, base_variable) = match provider.kind {
-                ProviderKind::Anthropic => ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
-                ProviderKind::Openai => ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
-                ProviderKind::Scripted => continue,
+            let Some((default_key, base_variable)) = provider.kind.variables() else {
+                continue;
             };
             let base_url = provider.base_url.clone().or_else(|| lookup(base_variable));
             let loopback = base_url.as_deref().is_some_and(is_loopback_url);

@@ -20,7 +20,7 @@
 
 use std::fmt::Write as _;
 
-use crate::config::{Config, ProviderKind};
+use crate::config::Config;
 use crate::types::{ForgeKind, PhaseName};
 
 /// Third-party actions, pinned by commit with the version in a comment.
@@ -81,10 +81,8 @@ impl WorkflowOptions {
         let mut model_secrets = Vec::new();
         let mut model_variables = Vec::new();
         for provider in config.providers.values() {
-            let (key, base) = match provider.kind {
-                ProviderKind::Anthropic => ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
-                ProviderKind::Openai => ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
-                ProviderKind::Scripted => continue,
+            let Some((key, base)) = provider.kind.variables() else {
+                continue;
             };
             model_secrets.push(provider.api_key_env.clone().unwrap_or_else(|| key.into()));
             if provider.base_url.is_none() {

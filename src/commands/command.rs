@@ -47,9 +47,7 @@ pub async fn run(reporter: &dyn Reporter, config: Option<&Path>) -> anyhow::Resu
         say("ignored: the comment is not a /baton command");
         return Ok(ExitStatus::Success);
     };
-    if (comment.author_is_bot || command::is_bot_login(&comment.author))
-        && !config.triggers.allowed_bots.contains(&comment.author)
-    {
+    if comment.author_is_bot && !config.triggers.allowed_bots.contains(&comment.author) {
         say(&format!(
             "ignored: {} is a bot ([triggers].allowed_bots does not name it)",
             comment.author
@@ -59,9 +57,10 @@ pub async fn run(reporter: &dyn Reporter, config: Option<&Path>) -> anyhow::Resu
     let forge = ForgeSettings::from_environment(&config.forge)?.connect()?;
     let forge = forge.as_ref();
     let marker = format!("<!-- baton:reply={} -->", comment.id);
-    if forge
-        .issue(issue)
-        .await?
+    // The issue (or pull request) the comment is on, read once: the
+    // earlier reply, the marker of a PR, the tracking comment.
+    let commented = forge.issue(issue).await?;
+    if commented
         .comments
         .iter()
         .any(|each| each.from_baton && each.body.starts_with(&marker))
@@ -76,7 +75,7 @@ pub async fn run(reporter: &dyn Reporter, config: Option<&Path>) -> anyhow::Resu
     let permission = forge.permission(&comment.author).await?;
     let text = if permission.can_write() {
         match parsed {
-            Ok(verb) => act(forge, config, verb, issue, on_pull_request).await?,
+            Ok(verb) => act(forge, config, verb, &commented, on_pull_request).await?,
             Err(message) => format!("{message}. The verbs are {VERBS}."),
         }
     } else {
@@ -96,12 +95,12 @@ async fn act(
     forge: &dyn Forge,
     config: &crate::config::Config,
     verb: Verb,
-    issue: u64,
+    commented: &forge::Issue,
     on_pull_request: bool,
 ) -> anyhow::Result<String> {
     // On a pull request, the command is about the issue its marker names.
     let target = if on_pull_request {
-        match command::issue_of_pull_request(&forge.issue(issue).await?.body) {
+        match command::issue_of_pull_request(&commented.body) {
             Some(target) => target,
             None => {
                 return Ok(
@@ -111,7 +110,7 @@ async fn act(
             }
         }
     } else {
-        issue
+        commented.number
     };
     let workflow = &config.triggers.workflow;
     Ok(match verb {
@@ -126,7 +125,7 @@ async fn act(
             )
         }
         Verb::Stop => {
-            let Some(tracking) = tracking_comment(forge, target).await? else {
+            let Some(tracking) = tracking_comment(forge, commented, target).await? else {
                 return Ok(format!("#{target} has no baton run to stop."));
             };
             let Some(run) = tracking
@@ -148,7 +147,7 @@ async fn act(
                 )
             }
         }
-        Verb::Status => match tracking_comment(forge, target).await? {
+        Verb::Status => match tracking_comment(forge, commented, target).await? {
             Some(tracking) => {
                 let summary: Vec<&str> = tracking
                     .body
@@ -178,7 +177,17 @@ async fn dispatch(forge: &dyn Forge, workflow: &str, issue: u64) -> anyhow::Resu
     Ok(branch)
 }
 
-async fn tracking_comment(forge: &dyn Forge, issue: u64) -> anyhow::Result<Option<forge::Comment>> {
-    let issue = forge.issue(issue).await?;
-    Ok(forge::find_marked(&issue.comments, tracking::MARKER).cloned())
+/// The target issue's tracking comment; the issue commented on is not read
+/// again.
+async fn tracking_comment(
+    forge: &dyn Forge,
+    commented: &forge::Issue,
+    target: u64,
+) -> anyhow::Result<Option<forge::Comment>> {
+    let comments = if target == commented.number {
+        commented.comments.clone()
+    } else {
+        forge.issue(target).await?.comments
+    };
+    Ok(forge::find_marked(&comments, tracking::MARKER).cloned())
 }

@@ -256,17 +256,10 @@ fn single_provider(
             )?))
         }
         kind @ (ProviderKind::Anthropic | ProviderKind::Openai) => {
-            let (default_key, base_variable, default_url) = match kind {
-                ProviderKind::Anthropic => (
-                    "ANTHROPIC_API_KEY",
-                    "ANTHROPIC_BASE_URL",
-                    "https://api.anthropic.com",
-                ),
-                _ => (
-                    "OPENAI_API_KEY",
-                    "OPENAI_BASE_URL",
-                    openai::DEFAULT_BASE_URL,
-                ),
+            let (default_key, base_variable) = kind.variables().unwrap_or_default();
+            let default_url = match kind {
+                ProviderKind::Anthropic => "https://api.anthropic.com",
+                _ => openai::DEFAULT_BASE_URL,
             };
             let key_variable = settings
                 .api_key_env

@@ -79,11 +79,6 @@ pub fn run_id_of(url: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Whether a login is a bot's: GitHub's `…[bot]` accounts.
-pub fn is_bot_login(login: &str) -> bool {
-    login.ends_with("[bot]")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,7 +119,5 @@ mod tests {
             Some(4242)
         );
         assert_eq!(run_id_of("https://example.com"), None);
-        assert!(is_bot_login("github-actions[bot]"));
-        assert!(!is_bot_login("alice"));
     }
 }
