@@ -5,11 +5,35 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The exit codes, shown at the end of every command's help.
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:
+  0    done, or the phase finished and the run goes on
+  1    the run stopped (blocked, failed, rejected, budget_exceeded), or verify found a gate red
+  2    bad input: a config key, flag, file or variable to fix; nothing was spent
+  130  interrupted (SIGINT or SIGTERM); the run is cancelled and resumable"
+    };
+}
+
+const MAIN_HELP: &str = concat!(
+    "Examples:
+  baton demo                         the bundled example, end to end, no API key
+  baton init                         write baton.toml and the CI workflow into this repository
+  baton config check                 every problem of the config at once
+  baton run --issue-file issue.md    a whole run on this machine
+  baton status                       how the newest run stands
+
+",
+    exit_codes!()
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "baton",
     version,
-    about = "Turn an issue into a CI-verified, evidence-backed pull request"
+    about = "Turn an issue into a CI-verified, evidence-backed pull request",
+    after_help = MAIN_HELP
 )]
 pub struct Cli {
     /// Config file (else $BATON_CONFIG, .github/baton.toml, .forgejo/baton.toml, baton.toml).
@@ -23,20 +47,28 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the bundled example end to end with a scripted model (no API key).
+    #[command(after_help = concat!("Examples:\n  baton demo\n  baton demo --dir /tmp/baton-demo\n  baton demo --prepare-only --dir /tmp/baton-demo", "\n\n", exit_codes!()))]
     Demo(DemoArgs),
     /// Run a whole route on this machine.
+    #[command(after_help = concat!("Examples:\n  baton run --issue-file issue.md\n  baton run --issue-file issue.md --route hotfix\n  baton run --run-dir .baton/runs/local-1795406211-3bed    resume a stopped or interrupted run", "\n\n", exit_codes!()))]
     Run(RunArgs),
     /// Run one phase on a run directory (how every CI job calls baton).
+    #[command(after_help = concat!("Examples:\n  baton phase intake --issue-file issue.md --run-dir run\n  baton phase spec --run-dir run\n  baton phase verify --run-dir run --force    verify again, superseding what came after", "\n\n", exit_codes!()))]
     Phase(PhaseArgs),
     /// Show a run's phases, spend and outcome.
+    #[command(after_help = concat!("Examples:\n  baton status                       the newest run under .baton/runs\n  baton status --run-dir run | less\n  baton status --json | jq .outcome", "\n\n", exit_codes!()))]
     Status(StatusArgs),
     /// Write a commented baton.toml and the pipeline workflow into a repository.
+    #[command(after_help = concat!("Examples:\n  baton init\n  baton init --forge forgejo --runs-on docker\n  baton init --force    rewrite the workflow after changing [budget].max_repairs", "\n\n", exit_codes!()))]
     Init(InitArgs),
     /// Act on a `/baton <verb>` comment (the issue_comment event in CI).
+    #[command(after_help = concat!("Examples:\n  GITHUB_EVENT_PATH=event.json GITHUB_REPOSITORY=o/r GITHUB_TOKEN=… baton command", "\n\n", exit_codes!()))]
     Command,
     /// Start runs for open issues labelled `[triggers].sweep_label` (the scheduled sweep).
+    #[command(after_help = concat!("Examples:\n  baton sweep --dry-run    the plan, as a table; nothing is started\n  baton sweep", "\n\n", exit_codes!()))]
     Sweep(SweepArgs),
     /// Configuration commands.
+    #[command(after_help = concat!("Examples:\n  baton config check\n  baton --config ci/baton.toml config check", "\n\n", exit_codes!()))]
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
@@ -75,7 +107,8 @@ pub struct Target {
     /// The repository (default: the current directory).
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
-    /// The run directory (default: $BATON_RUN_DIR, else .baton/runs/<run id> in the repository).
+    /// The run directory (default: $BATON_RUN_DIR; intake creates .baton/runs/<run id> in the
+    /// repository, the other phases and a resumed run use the newest one there).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
 }
@@ -134,6 +167,7 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// The run (default: $BATON_RUN_DIR, else the newest run under .baton/runs).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
     /// Print the manifest summary as JSON on stdout.
@@ -144,5 +178,6 @@ pub struct StatusArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Check the config file and report every problem with its key path.
+    #[command(after_help = concat!("Examples:\n  baton config check\n  baton --config ci/baton.toml config check", "\n\n", exit_codes!()))]
     Check,
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -980,33 +981,51 @@ pub fn config_error(file: &str, issues: &[ConfigIssue]) -> anyhow::Error {
     )
 }
 
-/// Deserializes one top-level section, collecting unknown keys and the first
-/// type error inside it, each with its full key path.
+/// Deserializes one top-level section, collecting unknown keys and every
+/// type error inside it, each with its full key path: a key found wrong is
+/// taken out and the section read again, so one bad key does not hide the
+/// next.
 fn section<T: DeserializeOwned>(
     name: &str,
     value: &toml::Value,
     issues: &mut Vec<ConfigIssue>,
     target: &mut T,
 ) {
-    let mut unknown = Vec::new();
-    let deserializer = value.clone();
-    let mut track = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-    let tracked = serde_ignored::Deserializer::new(deserializer, &mut track);
-    match serde_path_to_error::deserialize::<_, T>(tracked) {
-        Ok(parsed) => *target = parsed,
-        Err(error) => {
-            let inner = error.path().to_string();
-            let key = if inner == "." {
-                name.to_owned()
-            } else {
-                format!("{name}.{inner}")
-            };
-            issues.push(ConfigIssue {
-                key,
-                message: error.into_inner().to_string(),
-            });
+    let mut unknown = std::collections::BTreeSet::new();
+    let mut value = value.clone();
+    let mut found = Vec::new();
+    // Each round takes a key out; a section has far fewer keys than this.
+    for _ in 0..64 {
+        let mut track = |path: serde_ignored::Path<'_>| {
+            unknown.insert(path.to_string());
+        };
+        let tracked = serde_ignored::Deserializer::new(value.clone(), &mut track);
+        match serde_path_to_error::deserialize::<_, T>(tracked) {
+            Ok(parsed) => {
+                *target = parsed;
+                break;
+            }
+            Err(error) => {
+                let segments: Vec<serde_path_to_error::Segment> =
+                    error.path().iter().cloned().collect();
+                let message = error.into_inner().to_string();
+                let message = message.lines().next().unwrap_or_default().to_owned();
+                // A key taken out that the section cannot do without: its
+                // own error was already reported.
+                if message.starts_with("missing field") && !found.is_empty() {
+                    break;
+                }
+                found.push(ConfigIssue {
+                    key: key_path(name, &segments),
+                    message: in_toml_terms(&message),
+                });
+                if !remove_at(&mut value, &segments) {
+                    break;
+                }
+            }
         }
     }
+    issues.extend(found);
     for path in unknown {
         let key = format!("{name}.{path}");
         let last = path.rsplit('.').next().unwrap_or(&path);
@@ -1019,6 +1038,96 @@ fn section<T: DeserializeOwned>(
             },
         });
     }
+}
+
+/// `gates[0].required`, `budget.max_repairs`: the key as a TOML user writes it.
+fn key_path(section: &str, segments: &[serde_path_to_error::Segment]) -> String {
+    use serde_path_to_error::Segment;
+    let mut key = section.to_owned();
+    for segment in segments {
+        match segment {
+            Segment::Seq { index } => {
+                let _ = write!(key, "[{index}]");
+            }
+            Segment::Map { key: name } | Segment::Enum { variant: name } => {
+                key.push('.');
+                key.push_str(name);
+            }
+            Segment::Unknown => key.push_str(".?"),
+        }
+    }
+    key
+}
+
+/// Takes the value at `segments` out of `value`; false when there is none.
+fn remove_at(value: &mut toml::Value, segments: &[serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut current = value;
+    for segment in parents {
+        current = match (segment, current) {
+            (Segment::Seq { index }, toml::Value::Array(items)) => match items.get_mut(*index) {
+                Some(item) => item,
+                None => return false,
+            },
+            (Segment::Map { key } | Segment::Enum { variant: key }, toml::Value::Table(table)) => {
+                match table.get_mut(key) {
+                    Some(item) => item,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+    }
+    match (last, current) {
+        (Segment::Map { key } | Segment::Enum { variant: key }, toml::Value::Table(table)) => {
+            table.remove(key).is_some()
+        }
+        // An element of an array cannot go without shifting the others'
+        // indexes: the first error in an array is the one reported.
+        _ => false,
+    }
+}
+
+/// serde's wording (`invalid type: string "10", expected u64`) in TOML's
+/// terms (`is the string "10"; give a whole number, 0 or more`).
+fn in_toml_terms(message: &str) -> String {
+    let parsed = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.rsplit_once(", expected "));
+    let Some((found, expected)) = parsed else {
+        return message.to_owned();
+    };
+    let found = if let Some(text) = found.strip_prefix("string ") {
+        format!("the string {text}")
+    } else if let Some(number) = found.strip_prefix("integer ") {
+        format!("the integer {}", number.trim_matches('`'))
+    } else if let Some(number) = found.strip_prefix("floating point ") {
+        format!("the number {}", number.trim_matches('`'))
+    } else if let Some(value) = found.strip_prefix("boolean ") {
+        value.trim_matches('`').to_owned()
+    } else if found == "sequence" {
+        "an array".to_owned()
+    } else if found == "map" {
+        "a table".to_owned()
+    } else {
+        found.to_owned()
+    };
+    let expected = match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more".to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "a boolean" => "true or false".to_owned(),
+        "a sequence" => "an array, like [\"a\", \"b\"]".to_owned(),
+        "a map" => "a table".to_owned(),
+        "a string" | "a borrowed string" => "a string in quotes".to_owned(),
+        other if other.starts_with("struct ") => "a table".to_owned(),
+        other => other.to_owned(),
+    };
+    format!("is {found}; give {expected}")
 }
 
 fn section_keys(name: &str) -> Option<&'static [&'static str]> {

@@ -5,7 +5,9 @@
 //! source repository's objects (like `git clone --shared`), so creating one is
 //! cheap and the user's checkout is never touched.
 
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, anyhow};
 use git2::{ApplyLocation, Diff, DiffFormat, DiffOptions, IndexAddOption, Oid, Repository};
@@ -191,6 +193,7 @@ impl Source {
             repository,
             base: commit.tree_id(),
             commit: commit.id(),
+            authored: Mutex::new(None),
         };
         if !patch.trim().is_empty() {
             tree.apply(patch)?;
@@ -219,6 +222,7 @@ impl Source {
             repository,
             base,
             commit: commit.id(),
+            authored: Mutex::new(None),
         };
         if !patch.trim().is_empty() {
             tree.apply(patch)?;
@@ -249,6 +253,55 @@ pub struct WorkTree {
     /// The base commit's tree, and the commit itself.
     base: Oid,
     commit: Oid,
+    /// New files the agent wrote with its own tools (`write_file`,
+    /// `edit_file`). Once set, a new file outside it and outside the
+    /// applied patch is something a command produced (a build's output)
+    /// and stays out of the patch.
+    authored: Mutex<Option<BTreeSet<String>>>,
+}
+
+/// A patch and the new files left out of it.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub patch: String,
+    /// New files no tool wrote (a build's `target/`, `__pycache__/`),
+    /// sorted, at most [`LEFT_OUT_KEPT`] of them named.
+    pub left_out: Vec<String>,
+    pub left_out_count: usize,
+}
+
+/// How many left-out files are named; the rest are counted.
+pub const LEFT_OUT_KEPT: usize = 200;
+
+/// Directories and files that are a build's or a tool's output whoever
+/// wrote them: left out even when no tool record says otherwise (an
+/// external executor's work tree).
+const BUILD_OUTPUTS: &[&str] = &[
+    "target/",
+    "node_modules/",
+    "__pycache__/",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".venv/",
+    ".tox/",
+    ".gradle/",
+    ".next/",
+    "dist/",
+    "build/",
+    "coverage/",
+    ".coverage",
+];
+
+fn is_build_output(path: &str) -> bool {
+    path.ends_with(".pyc")
+        || path.ends_with(".o")
+        || path.ends_with(".class")
+        || BUILD_OUTPUTS.iter().any(|output| {
+            path == output.trim_end_matches('/')
+                || (output.ends_with('/')
+                    && (path.starts_with(output) || path.contains(&format!("/{output}"))))
+        })
 }
 
 impl WorkTree {
@@ -346,11 +399,52 @@ impl WorkTree {
         Ok(())
     }
 
+    /// Records files the agent wrote with its tools (paths relative to the
+    /// work tree): they belong to the patch even when new.
+    pub fn note_authored(&self, paths: impl IntoIterator<Item = String>) {
+        let mut authored = self
+            .authored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        authored.get_or_insert_with(BTreeSet::new).extend(paths);
+    }
+
     /// Everything that differs from the base commit, as a git patch
     /// (ignored files excluded, binary files included).
     pub fn diff(&self) -> anyhow::Result<String> {
+        Ok(self.changes()?.patch)
+    }
+
+    /// The patch of the work tree: changes to tracked files (the base's and
+    /// the applied patch's), and new files the agent wrote with its tools.
+    /// New files a command produced are left out and named; with no tool
+    /// record (an external executor), only build outputs are left out.
+    pub fn changes(&self) -> anyhow::Result<Changes> {
         let mut index = self.repository.index()?;
-        index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+        let tracked: HashSet<Vec<u8>> = index.iter().map(|entry| entry.path).collect();
+        let authored = self
+            .authored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut left_out = Vec::new();
+        let mut keep = |path: &Path, _: &[u8]| -> i32 {
+            let text = path.to_string_lossy().replace('\\', "/");
+            if tracked.contains(text.as_bytes()) {
+                return 0;
+            }
+            let kept = match &authored {
+                Some(authored) => authored.contains(&text),
+                None => !is_build_output(&text),
+            };
+            if kept {
+                0
+            } else {
+                left_out.push(text);
+                1
+            }
+        };
+        index.add_all(["*"], IndexAddOption::DEFAULT, Some(&mut keep))?;
         index.update_all(["*"], None)?;
         let tree_id = index.write_tree()?;
         let new_tree = self.repository.find_tree(tree_id)?;
@@ -370,7 +464,14 @@ impl WorkTree {
             patch.extend_from_slice(line.content());
             true
         })?;
-        Ok(String::from_utf8_lossy(&patch).into_owned())
+        left_out.sort();
+        let left_out_count = left_out.len();
+        left_out.truncate(LEFT_OUT_KEPT);
+        Ok(Changes {
+            patch: String::from_utf8_lossy(&patch).into_owned(),
+            left_out,
+            left_out_count,
+        })
     }
 }
 

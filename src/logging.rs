@@ -1,11 +1,15 @@
 //! Logging through `tracing` to stderr: `BATON_LOG` filters, `BATON_LOG_FORMAT`
 //! picks `text` or `json`, `NO_COLOR` is respected, and every line passes the
-//! redaction function.
+//! redaction function. Without `BATON_LOG`, a warning is one `! …` line in
+//! the style of the progress around it, not a timestamped record.
 
 use std::io::{self, Write};
 
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::settings::env;
 
@@ -35,8 +39,35 @@ impl<'a> MakeWriter<'a> for MakeRedactingStderr {
     }
 }
 
+/// A message as a person reads it beside baton's progress lines:
+/// `! text` for a warning, `error: text` for an error.
+struct Plain;
+
+impl<S, N> FormatEvent<S, N> for Plain
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        context: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let prefix = match *event.metadata().level() {
+            Level::ERROR => "error: ",
+            Level::WARN => "! ",
+            _ => "  ",
+        };
+        write!(writer, "{prefix}")?;
+        context.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
 pub fn init() {
-    let filter = EnvFilter::try_new(env::get(env::BATON_LOG).unwrap_or_else(|| "warn".into()))
+    let asked = env::get(env::BATON_LOG);
+    let filter = EnvFilter::try_new(asked.clone().unwrap_or_else(|| "warn".into()))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
     let json = env::get(env::BATON_LOG_FORMAT).is_some_and(|format| format == "json");
     let color =
@@ -47,6 +78,8 @@ pub fn init() {
         .with_target(false);
     let _ = if json {
         builder.json().try_init()
+    } else if asked.is_none() {
+        builder.event_format(Plain).try_init()
     } else {
         builder.with_ansi(color).try_init()
     };

@@ -28,6 +28,9 @@ pub struct Workspace {
     /// When set, `write_file` and `edit_file` may only touch paths these
     /// globs match (the tests phase writes tests, nothing else).
     writable: Option<(globset::GlobSet, Vec<String>)>,
+    /// Files written through `write_file` and `edit_file`: the change.
+    /// New files that only commands produced (a build's output) are not.
+    written: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// What a tool call produced: text for the model, and whether it is an error.
@@ -67,6 +70,7 @@ impl Workspace {
             output_limit,
             environment,
             writable: None,
+            written: std::sync::Mutex::default(),
         })
     }
 
@@ -90,6 +94,24 @@ impl Workspace {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The files written with `write_file` and `edit_file` so far, relative
+    /// to the work tree.
+    pub fn written(&self) -> Vec<String> {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn note_written(&self, full: &Path) {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(self.display(full));
     }
 
     /// Resolves a model-supplied path inside the work tree, or says why not.
@@ -246,7 +268,10 @@ impl Workspace {
             return ToolOutput::error(format!("cannot create the directory of `{path}`: {error}"));
         }
         match fs::write(&full, content) {
-            Ok(()) => ToolOutput::ok(format!("wrote {} bytes to {path}", content.len())),
+            Ok(()) => {
+                self.note_written(&full);
+                ToolOutput::ok(format!("wrote {} bytes to {path}", content.len()))
+            }
             Err(error) => ToolOutput::error(format!("cannot write `{path}`: {error}")),
         }
     }
@@ -270,7 +295,10 @@ impl Workspace {
                 "`old` was not found in {path}; read the file and copy the text exactly"
             )),
             1 => match fs::write(&full, text.replacen(old, new, 1)) {
-                Ok(()) => ToolOutput::ok(format!("edited {path}")),
+                Ok(()) => {
+                    self.note_written(&full);
+                    ToolOutput::ok(format!("edited {path}"))
+                }
                 Err(error) => ToolOutput::error(format!("cannot write `{path}`: {error}")),
             },
             count => ToolOutput::error(format!(

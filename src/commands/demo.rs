@@ -15,7 +15,9 @@ use crate::cli::DemoArgs;
 use crate::error::ExitStatus;
 use crate::phases::{self, Job, PhaseReport};
 use crate::report::Reporter;
+use crate::run_dir::read_manifest;
 use crate::settings::Settings;
+use crate::types::Outcome;
 use crate::trigger::{IntakeRequest, Trigger};
 
 const PROJECT: &[(&str, &str)] = &[
@@ -106,12 +108,50 @@ pub async fn run(reporter: &dyn Reporter, arguments: &DemoArgs) -> anyhow::Resul
     if report != PhaseReport::Interrupted {
         drive(&mut job, &run_dir).await?;
     }
-    conclude(reporter, &run_dir)
+    let status = conclude(reporter, &run_dir)?;
+    if read_manifest(&run_dir)?.outcome == Outcome::Done {
+        next_steps(reporter, &layout);
+    }
+    Ok(status)
+}
+
+/// What a new user does after the demo: read the evidence, see the patch
+/// apply, then point baton at their own repository and a real model.
+fn next_steps(reporter: &dyn Reporter, layout: &DemoLayout) {
+    let run_dir = layout.run_dir.display();
+    let project = layout.project.display();
+    reporter.line("");
+    reporter.line("next:");
+    reporter.line(&format!(
+        "  read the evidence (the PR body):  less {run_dir}/evidence.md"
+    ));
+    reporter.line(&format!(
+        "  apply the change it verified:     git -C {project} apply {run_dir}/changes.patch"
+    ));
+    reporter.line(&format!(
+        "  see how each phase went:          baton status --run-dir {run_dir}"
+    ));
+    reporter.line(
+        "  try it on your repository:        cd your-repo && baton init, set a model key, then baton run --issue-file issue.md",
+    );
+    reporter.line("                                    (README: \"Use it on your repository\")");
 }
 
 /// Writes the example project (as a git repository), its issue and script.
 pub fn prepare(directory: &Path) -> anyhow::Result<DemoLayout> {
     let layout = DemoLayout::under(directory);
+    if directory.exists() && !directory.is_dir() {
+        return Err(bad_input!(
+            "--dir {} is a file, not a directory; pass a directory that does not hold a demo yet (or leave --dir out for a temporary one)",
+            directory.display()
+        ));
+    }
+    std::fs::create_dir_all(directory).map_err(|error| {
+        bad_input!(
+            "--dir {}: cannot create the directory: {error}",
+            directory.display()
+        )
+    })?;
     if layout.project.exists() || layout.run_dir.exists() {
         return Err(bad_input!(
             "{} already holds a demo; pass a new --dir",

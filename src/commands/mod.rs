@@ -64,10 +64,51 @@ fn run_dir_or_env(run_dir: Option<PathBuf>) -> Option<PathBuf> {
     run_dir.or_else(|| env::get(env::BATON_RUN_DIR).map(PathBuf::from))
 }
 
-fn require_run_dir(run_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    run_dir_or_env(run_dir).ok_or_else(|| {
-        crate::bad_input!("--run-dir DIR is required (or set ${})", env::BATON_RUN_DIR)
-    })
+/// `--run-dir`, else `$BATON_RUN_DIR`, else the newest run under
+/// `.baton/runs` of the repository (`--repo`, else the current directory or
+/// the nearest one above it that has runs), said on stderr.
+fn require_run_dir(run_dir: Option<PathBuf>, repo: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(run_dir) = run_dir_or_env(run_dir) {
+        return Ok(run_dir);
+    }
+    let start = match repo {
+        Some(repo) => repo.to_path_buf(),
+        None => std::env::current_dir()?,
+    };
+    let runs = start
+        .ancestors()
+        .map(|directory| directory.join(".baton/runs"))
+        .find(|runs| runs.is_dir());
+    let newest = runs.as_deref().and_then(newest_run);
+    match newest {
+        Some(run_dir) => {
+            eprintln!("using the newest run, {}", run_dir.display());
+            Ok(run_dir)
+        }
+        None => Err(crate::bad_input!(
+            "no run to use: none under {}; pass --run-dir DIR or set ${}, or start one with `baton run --issue-file FILE`",
+            start.join(".baton/runs").display(),
+            env::BATON_RUN_DIR
+        )),
+    }
+}
+
+/// The run directory under `runs` whose manifest changed last.
+fn newest_run(runs: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(runs)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let modified = entry
+                .path()
+                .join(artifact::MANIFEST)
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .ok()?;
+            Some((modified, entry.path()))
+        })
+        .max()
+        .map(|(_, path)| path)
 }
 
 /// The route a `--route` value names, as bad input when it names none.

@@ -73,9 +73,22 @@ pub async fn run(
             reporter,
             interrupts: &mut interrupts,
         };
-        phases::run_intake(&mut job, request).await?
+        let (run_dir, report) = phases::run_intake(&mut job, request).await?;
+        // Where the run went, and how the next job finds it.
+        if let Ok(manifest) = read_manifest(&run_dir)
+            && let Some(next) = crate::pipeline::machine::next_phase(&manifest)
+        {
+            reporter.line(&format!(
+                "run directory: {} (next: baton phase {next} --run-dir {})",
+                run_dir.display(),
+                run_dir.display()
+            ));
+        } else {
+            reporter.line(&format!("run directory: {}", run_dir.display()));
+        }
+        (run_dir, report)
     } else {
-        let run_dir = require_run_dir(arguments.target.run_dir)?;
+        let run_dir = require_run_dir(arguments.target.run_dir, repo)?;
         let manifest = read_manifest(&run_dir)?;
         let settings = Settings::pinned(config, repo, &manifest)?;
         protect(&settings, reporter);

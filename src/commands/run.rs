@@ -35,6 +35,7 @@ pub async fn run(
             interrupts: &mut interrupts,
         };
         let (run_dir, report) = phases::run_intake(&mut job, request).await?;
+        reporter.line(&format!("run directory: {}", run_dir.display()));
         if report == PhaseReport::Interrupted {
             return conclude(reporter, &run_dir);
         }
@@ -45,7 +46,7 @@ pub async fn run(
                 "--route is fixed at intake; a resumed run keeps its route"
             ));
         }
-        run_dir
+        Some(super::require_run_dir(run_dir, repo)?)
             .filter(|directory| directory.join(MANIFEST).is_file())
             .ok_or_else(|| {
                 crate::bad_input!(

@@ -14,7 +14,7 @@ use crate::run_dir::{RunDir, lock_holder};
 use crate::types::Outcome;
 
 pub fn run(arguments: StatusArgs) -> anyhow::Result<ExitStatus> {
-    let run_dir = require_run_dir(arguments.run_dir)?;
+    let run_dir = require_run_dir(arguments.run_dir, None)?;
     let mut run = RunDir::open(&run_dir)?;
     // A phase still running shows how long it has run so far.
     for record in &mut run.manifest.phases {

@@ -14,8 +14,8 @@ use crate::config::Gate;
 use crate::patch::FileChange;
 use crate::policy::{Verdict, Violation};
 use crate::records::{
-    Adversarial, AdversarialFinding, Child, Feedback, Plan, RepairRecord, Review, TestsRecord,
-    VerifyRecord,
+    Adversarial, AdversarialFinding, Child, Feedback, Plan, RepairRecord, Review, Spec,
+    TestsRecord, VerifyRecord,
 };
 use crate::run_dir::manifest::{ConfigPin, IssueRef, Manifest, PhaseStatus};
 use crate::types::{Outcome, PhaseName, Route};
@@ -36,7 +36,26 @@ pub struct Evidence {
     pub branch: String,
     /// The config the run was judged by, as intake pinned it.
     pub config: ConfigPin,
+    /// What the change does and why: the spec's summary (routes without a
+    /// spec have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The spec's acceptance criteria, each met or not by what the gates said.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acceptance: Vec<Criterion>,
+    /// The forge issue the pull request closes (`Closes #N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closes: Option<u64>,
+    /// The phases as they ran, in order (superseded executions left out).
+    #[serde(default)]
+    pub timeline: Vec<Step>,
     pub changed_files: Vec<ChangedFile>,
+    /// New files that commands produced (a build's output), left out of the
+    /// patch: named (at most 200), then counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
+    #[serde(default)]
+    pub left_out_count: usize,
     pub gates: Vec<GateEvidence>,
     pub tests_first: TestsFirst,
     pub scope: ScopeEvidence,
@@ -46,14 +65,37 @@ pub struct Evidence {
     pub repairs: Vec<RepairEvidence>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review: Option<Review>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Child>,
     /// The spec's adversarial findings (`[phases.spec].adversarial`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adversarial: Vec<AdversarialFinding>,
     pub risks: Vec<String>,
     pub needs_human: Vec<String>,
     pub rollback: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Criterion {
+    pub text: String,
+    pub met: bool,
+    /// Why it is open (the failing gate, tests that never failed); empty when met.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// One phase execution, for the picture of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub phase: String,
+    pub status: String,
+    pub attempts: u32,
+    /// verify: whether every required gate passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed: Option<bool>,
+    /// verify: the required gates that failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_gates: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +178,9 @@ pub struct EvidenceInput<'a> {
     pub repairs: Option<&'a RepairRecord>,
     pub review: Option<&'a Review>,
     pub plan: Option<&'a Plan>,
+    pub spec: Option<&'a Spec>,
+    /// The forge issue to close, when the run is on a forge.
+    pub closes: Option<u64>,
     pub children: &'a [Child],
     pub adversarial: Option<&'a Adversarial>,
     /// Models that answered without a `[pricing]` entry.
@@ -156,6 +201,9 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
 
     let gates = gate_evidence(input);
     let tests_first = tests_first(input);
+    let acceptance = acceptance(input, &gates, &tests_first);
+    let timeline = timeline(input);
+    let (left_out, left_out_count) = left_out(manifest);
 
     let mut by_phase: BTreeMap<String, PhaseSpend> = BTreeMap::new();
     let mut attempts = BTreeMap::new();
@@ -223,7 +271,13 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
         config: manifest.config.clone(),
         base_sha: manifest.base_sha.clone(),
         branch: manifest.branch.clone(),
+        summary: input.spec.map(|spec| spec.summary.trim().to_owned()),
+        acceptance,
+        closes: input.closes,
+        timeline,
         changed_files,
+        left_out,
+        left_out_count,
         gates,
         tests_first,
         scope: ScopeEvidence {
@@ -258,6 +312,100 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
         needs_human,
         ..evidence_without_judgement
     }
+}
+
+/// The spec's criteria, met when the gates passed on the tests written for
+/// them (red on the base, green after); open otherwise, with the reason.
+fn acceptance(
+    input: &EvidenceInput<'_>,
+    gates: &[GateEvidence],
+    tests_first: &TestsFirst,
+) -> Vec<Criterion> {
+    let Some(spec) = input.spec else {
+        return Vec::new();
+    };
+    let failing: Vec<String> = gates
+        .iter()
+        .filter(|gate| gate.required && gate.status != "passed")
+        .map(|gate| format!("`{}`", gate.name))
+        .collect();
+    let writes_tests = input.manifest.route.contains(PhaseName::Tests);
+    let (met, note) = if !failing.is_empty() {
+        (
+            false,
+            format!(
+                "gate {} {}",
+                failing.join(", "),
+                if gates.iter().any(|gate| gate.status == "failed") {
+                    "failed"
+                } else {
+                    "did not run"
+                }
+            ),
+        )
+    } else if gates.is_empty() {
+        (false, "not verified: no gate ran".to_owned())
+    } else if writes_tests && tests_first.red != Some(true) {
+        (
+            false,
+            "no test written for it failed on the base commit, so passing gates prove nothing about it".to_owned(),
+        )
+    } else if writes_tests && tests_first.green != Some(true) {
+        (false, tests_first.note.clone())
+    } else {
+        (true, String::new())
+    };
+    spec.acceptance
+        .iter()
+        .map(|text| Criterion {
+            text: text.trim().to_owned(),
+            met,
+            note: note.clone(),
+        })
+        .collect()
+}
+
+fn timeline(input: &EvidenceInput<'_>) -> Vec<Step> {
+    let mut verifies = input
+        .verify
+        .map(|verify| verify.rounds.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|round| round.failed_gates.clone());
+    input
+        .manifest
+        .valid()
+        .map(|(_, record)| {
+            let failed_gates = if record.name == PhaseName::Verify {
+                verifies.next().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            Step {
+                phase: record.name.to_string(),
+                status: record.status.as_str().to_owned(),
+                attempts: record.attempts,
+                passed: record.passed,
+                failed_gates,
+            }
+        })
+        .collect()
+}
+
+/// The latest agent phase's left-out files.
+fn left_out(manifest: &Manifest) -> (Vec<String>, usize) {
+    manifest
+        .valid()
+        .rev()
+        .map(|(_, record)| record)
+        .find(|record| {
+            matches!(
+                record.name,
+                PhaseName::Tests | PhaseName::Implement | PhaseName::Repair
+            ) && record.status == PhaseStatus::Done
+        })
+        .map(|record| (record.left_out.clone(), record.left_out_count))
+        .unwrap_or_default()
 }
 
 fn gate_evidence(input: &EvidenceInput<'_>) -> Vec<GateEvidence> {

@@ -631,6 +631,7 @@ pub fn write_evidence(
     let patch = run.read_text(PATCH)?.unwrap_or_default();
     let changes = crate::patch::parse(&patch);
     let plan: Option<Plan> = run.read_json(artifact::PLAN)?;
+    let spec: Option<crate::records::Spec> = run.read_json(artifact::SPEC)?;
     let verdict = policy_verdict(context, config, &changes, plan.as_ref());
     let verify: Option<VerifyRecord> = run.read_json(artifact::VERIFY)?;
     let tests: Option<TestsRecord> = run.read_json("tests.json")?;
@@ -676,6 +677,13 @@ pub fn write_evidence(
         repairs: repairs.as_ref(),
         review: review.as_ref(),
         plan: plan.as_ref(),
+        spec: spec.as_ref(),
+        closes: run
+            .manifest
+            .forge
+            .as_ref()
+            .filter(|_| run.manifest.route != crate::types::Route::Epic)
+            .map(|_| run.manifest.issue.number),
         children: &children,
         adversarial: adversarial.as_ref(),
         unpriced_models: &unpriced,

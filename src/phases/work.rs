@@ -135,7 +135,10 @@ async fn agent_session(
         limits: context.config().limits(&model),
     };
     let mut observer = context.observer(phase.as_str(), attempt, &model);
-    Ok(match agent::run_session(spec, &mut observer).await {
+    let ended = agent::run_session(spec, &mut observer).await;
+    // Whatever the session's end, what it wrote with its tools is the change.
+    tree.note_authored(workspace.written());
+    Ok(match ended {
         Ok(SessionEnd::Submitted(value)) => AgentRun::Finished(
             value
                 .get("summary")
@@ -278,7 +281,9 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
             AgentRun::Finished(summary) => summary,
             AgentRun::Stop(outcome, reason) => return Ok(PhaseResult::Stop(outcome, reason)),
         };
-        let patch = tree.diff()?;
+        let changes = tree.changes()?;
+        note_left_out(context, &changes);
+        let patch = changes.patch;
         if let Some(reason) = policy_stop(context, context.config(), &patch)? {
             context.run.write_patch(PATCH, &patch)?;
             return Ok(PhaseResult::Stop(Outcome::Rejected, reason));
@@ -481,13 +486,23 @@ pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     save_agent_result(context, &tree, &artifact::repair_round(round), summary)
 }
 
+/// New files that commands produced and the patch leaves out, for the
+/// evidence.
+fn note_left_out(context: &mut Context<'_>, changes: &crate::git::Changes) {
+    let record = context.record();
+    record.left_out.clone_from(&changes.left_out);
+    record.left_out_count = changes.left_out_count;
+}
+
 fn save_agent_result(
     context: &mut Context<'_>,
     tree: &WorkTree,
     artifact: &str,
     summary: String,
 ) -> anyhow::Result<PhaseResult> {
-    let patch = tree.diff()?;
+    let changes = tree.changes()?;
+    note_left_out(context, &changes);
+    let patch = changes.patch;
     let stop = policy_stop(context, context.config(), &patch)?;
     // Written even when rejected (redacted on the way), so the evidence shows
     // what was refused; publish refuses it again on its own.

@@ -26,23 +26,36 @@ pub struct Verdict {
     pub needs_approval: Vec<String>,
 }
 
+/// How many violations a message or the PR body names before counting.
+pub const NAMED_VIOLATIONS: usize = 10;
+
 impl Verdict {
     pub fn is_clean(&self) -> bool {
         self.violations.is_empty()
     }
 
-    /// One line for logs and the run's stop reason; names files, never secrets.
+    /// One line for logs and the run's stop reason; names files, never
+    /// secrets, at most [`NAMED_VIOLATIONS`] of them (all are in
+    /// `evidence.json`).
     pub fn summary(&self) -> String {
-        self.violations
+        let mut parts: Vec<String> = self
+            .violations
             .iter()
+            .take(NAMED_VIOLATIONS)
             .map(|violation| {
                 format!(
                     "{} ({}: {})",
                     violation.path, violation.rule, violation.detail
                 )
             })
-            .collect::<Vec<_>>()
-            .join("; ")
+            .collect();
+        if self.violations.len() > NAMED_VIOLATIONS {
+            parts.push(format!(
+                "and {} more (all listed in evidence.json)",
+                self.violations.len() - NAMED_VIOLATIONS
+            ));
+        }
+        parts.join("; ")
     }
 }
 

@@ -161,6 +161,12 @@ pub struct PhaseRecord {
     /// first result instead of being run again.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub repeated_calls: u32,
+    /// tests, implement, repair: new files that commands produced (a
+    /// build's output), left out of the patch; the first ones named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub left_out_count: usize,
     /// The transcripts this execution wrote (removed when it is superseded
     /// or when an unfinished execution is run again).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -172,6 +178,14 @@ pub struct PhaseRecord {
     reason = "serde's skip_serializing_if passes a reference"
 )]
 fn is_zero(count: &u32) -> bool {
+    *count == 0
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero_usize(count: &usize) -> bool {
     *count == 0
 }
 
@@ -195,6 +209,8 @@ impl PhaseRecord {
             signature: None,
             note: None,
             repeated_calls: 0,
+            left_out: Vec::new(),
+            left_out_count: 0,
             transcripts: Vec::new(),
         }
     }
