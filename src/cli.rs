@@ -62,7 +62,7 @@ pub enum Command {
     #[command(after_help = concat!("Examples:\n  baton init\n  baton init --forge forgejo --runs-on docker\n  baton init --force    rewrite the workflow after changing [budget].max_repairs", "\n\n", exit_codes!()))]
     Init(InitArgs),
     /// Act on a `/baton <verb>` comment (the issue_comment event in CI).
-    #[command(after_help = concat!("Examples:\n  GITHUB_EVENT_PATH=event.json GITHUB_REPOSITORY=o/r GITHUB_TOKEN=… baton command", "\n\n", exit_codes!()))]
+    #[command(after_help = concat!("Examples:\n  baton command    in the workflow's comment job: reads $GITHUB_EVENT_PATH, asks the forge with its token", "\n\n", exit_codes!()))]
     Command,
     /// Start runs for open issues labelled `[triggers].sweep_label` (the scheduled sweep).
     #[command(after_help = concat!("Examples:\n  baton sweep --dry-run    the plan, as a table; nothing is started\n  baton sweep", "\n\n", exit_codes!()))]

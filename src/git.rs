@@ -294,9 +294,11 @@ const BUILD_OUTPUTS: &[&str] = &[
 ];
 
 fn is_build_output(path: &str) -> bool {
-    path.ends_with(".pyc")
-        || path.ends_with(".o")
-        || path.ends_with(".class")
+    let extension = Path::new(path)
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .unwrap_or_default();
+    ["pyc", "o", "class"].contains(&extension)
         || BUILD_OUTPUTS.iter().any(|output| {
             path == output.trim_end_matches('/')
                 || (output.ends_with('/')

@@ -60,7 +60,9 @@ where
             _ => "  ",
         };
         write!(writer, "{prefix}")?;
-        context.field_format().format_fields(writer.by_ref(), event)?;
+        context
+            .field_format()
+            .format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
 }

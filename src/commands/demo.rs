@@ -17,8 +17,8 @@ use crate::phases::{self, Job, PhaseReport};
 use crate::report::Reporter;
 use crate::run_dir::read_manifest;
 use crate::settings::Settings;
-use crate::types::Outcome;
 use crate::trigger::{IntakeRequest, Trigger};
+use crate::types::Outcome;
 
 const PROJECT: &[(&str, &str)] = &[
     (

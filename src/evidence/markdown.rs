@@ -107,8 +107,11 @@ fn picture(out: &mut String, evidence: &Evidence) {
     }
     let _ = writeln!(out, "\n### How the run went\n");
     let _ = writeln!(out, "```mermaid\nflowchart LR");
-    let mut classes: Vec<(&str, Vec<String>)> =
-        vec![("passed", Vec::new()), ("failed", Vec::new()), ("open", Vec::new())];
+    let mut classes: Vec<(&str, Vec<String>)> = vec![
+        ("passed", Vec::new()),
+        ("failed", Vec::new()),
+        ("open", Vec::new()),
+    ];
     for (index, step) in evidence.timeline.iter().enumerate() {
         let mut label = step.phase.clone();
         if step.attempts > 1 {
@@ -138,9 +141,18 @@ fn picture(out: &mut String, evidence: &Evidence) {
         };
         classes[class].1.push(node);
     }
-    let _ = writeln!(out, "  classDef passed fill:#dcfce7,stroke:#15803d,color:#14532d");
-    let _ = writeln!(out, "  classDef failed fill:#fee2e2,stroke:#b91c1c,color:#7f1d1d");
-    let _ = writeln!(out, "  classDef open fill:#f3f4f6,stroke:#6b7280,color:#111827");
+    let _ = writeln!(
+        out,
+        "  classDef passed fill:#dcfce7,stroke:#15803d,color:#14532d"
+    );
+    let _ = writeln!(
+        out,
+        "  classDef failed fill:#fee2e2,stroke:#b91c1c,color:#7f1d1d"
+    );
+    let _ = writeln!(
+        out,
+        "  classDef open fill:#f3f4f6,stroke:#6b7280,color:#111827"
+    );
     for (class, nodes) in classes {
         if !nodes.is_empty() {
             let _ = writeln!(out, "  class {} {class}", nodes.join(","));
@@ -278,20 +290,28 @@ fn scope(out: &mut String, evidence: &Evidence) {
         );
     } else {
         let _ = writeln!(out, "❌ Policy violations:\n");
-        for violation in violations.iter().take(NAMED_VIOLATIONS) {
-            let _ = writeln!(
-                out,
-                "- `{}` — {}: {}",
-                violation.path,
-                violation.rule,
-                one_line(&violation.detail)
-            );
+        // One line per file, with every rule it broke.
+        let mut files: Vec<(&str, Vec<String>)> = Vec::new();
+        for violation in violations {
+            let broken = format!("{}: {}", violation.rule, one_line(&violation.detail));
+            match files.iter_mut().find(|(path, _)| *path == violation.path) {
+                Some((_, rules)) => rules.push(broken),
+                None => files.push((&violation.path, vec![broken])),
+            }
         }
-        if violations.len() > NAMED_VIOLATIONS {
+        let (whole, files): (Vec<_>, Vec<_>) =
+            files.into_iter().partition(|(path, _)| *path == "*");
+        for (_, rules) in &whole {
+            let _ = writeln!(out, "- the patch — {}", rules.join("; "));
+        }
+        for (path, rules) in files.iter().take(NAMED_VIOLATIONS) {
+            let _ = writeln!(out, "- `{path}` — {}", rules.join("; "));
+        }
+        if files.len() > NAMED_VIOLATIONS {
             let _ = writeln!(
                 out,
-                "- and {} more (all listed in `evidence.json`)",
-                violations.len() - NAMED_VIOLATIONS
+                "- and {} more file(s) (all listed in `evidence.json`)",
+                files.len() - NAMED_VIOLATIONS
             );
         }
     }
@@ -551,7 +571,9 @@ mod tests {
                 removed: 1,
             })
             .collect();
-        evidence.left_out = (0..25).map(|index| format!("target/debug/out_{index:02}")).collect();
+        evidence.left_out = (0..25)
+            .map(|index| format!("target/debug/out_{index:02}"))
+            .collect();
         evidence.left_out_count = 640;
         evidence.scope.violations = (0..14)
             .map(|index| Violation {
@@ -564,7 +586,12 @@ mod tests {
             criterion.met = false;
             criterion.note = "gate `test` failed".into();
         }
-        if let Some(last) = evidence.timeline.iter_mut().rev().find(|step| step.phase == "verify") {
+        if let Some(last) = evidence
+            .timeline
+            .iter_mut()
+            .rev()
+            .find(|step| step.phase == "verify")
+        {
             last.passed = Some(false);
             last.failed_gates = vec!["test \"unit\"".into()];
         }
@@ -604,9 +631,15 @@ mod tests {
                     !label.replace("<br/>", "").contains(['<', '>']),
                     "a tag in {line}"
                 );
-                assert!(nodes.insert(captures[1].to_owned()), "{line} declared twice");
+                assert!(
+                    nodes.insert(captures[1].to_owned()),
+                    "{line} declared twice"
+                );
             } else if let Some(captures) = edge.captures(line) {
-                assert!(nodes.contains(&captures[1]) && nodes.contains(&captures[2]), "{line}");
+                assert!(
+                    nodes.contains(&captures[1]) && nodes.contains(&captures[2]),
+                    "{line}"
+                );
             } else if let Some(captures) = class_def.captures(line) {
                 classes.insert(captures[1].to_owned());
             } else if let Some(captures) = class.captures(line) {
@@ -634,7 +667,7 @@ mod tests {
         insta::assert_snapshot!("troubled", markdown);
         check_mermaid(&markdown);
         assert!(markdown.contains("Closes #42"));
-        assert!(markdown.contains("- and 4 more (all listed in `evidence.json`)"));
+        assert!(markdown.contains("- and 4 more file(s) (all listed in `evidence.json`)"));
         assert!(markdown.contains("and 620 more"));
         assert_eq!(markdown.matches("<!-- baton:issue=").count(), 1);
         assert_eq!(

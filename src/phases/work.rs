@@ -252,6 +252,30 @@ pub async fn tests(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     let untouched = context.source.work_tree(&base, "")?;
     let on_base = run_gates(context, &untouched, GateRun::RedCheck).await?;
     drop(untouched);
+    // A gate whose command the shell cannot find (exit 127) is the config's
+    // problem, not the code's: said as such, before any model is asked.
+    let missing: Vec<String> = on_base
+        .iter()
+        .filter(|(gate, _)| gate.exit_code == Some(127))
+        .map(|(gate, _)| {
+            let said = gate
+                .log_tail
+                .lines()
+                .find(|line| line.contains("not found"))
+                .map(|line| format!(" ({})", line.trim()))
+                .unwrap_or_default();
+            format!("`{}` runs `{}`{said}", gate.name, gate.command)
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Ok(PhaseResult::Stop(
+            Outcome::Blocked,
+            format!(
+                "a configuration problem: gate {} could not start on the base commit (exit code 127: command not found); fix `run` of that [[gates]] entry, or install the tool in a set-up step before baton",
+                missing.join(", ")
+            ),
+        ));
+    }
     let broken: Vec<String> = on_base
         .iter()
         .filter(|(gate, _)| gate.required && !gate.passed)

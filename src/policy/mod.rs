@@ -35,27 +35,45 @@ impl Verdict {
     }
 
     /// One line for logs and the run's stop reason; names files, never
-    /// secrets, at most [`NAMED_VIOLATIONS`] of them (all are in
-    /// `evidence.json`).
+    /// secrets, at most [`NAMED_VIOLATIONS`] of them with every rule each
+    /// broke (all are in `evidence.json`).
     pub fn summary(&self) -> String {
-        let mut parts: Vec<String> = self
-            .violations
+        let (whole, by_file): (Vec<_>, Vec<_>) = self
+            .by_file()
+            .into_iter()
+            .partition(|(path, _)| *path == "*");
+        let mut parts: Vec<String> = whole
             .iter()
-            .take(NAMED_VIOLATIONS)
-            .map(|violation| {
-                format!(
-                    "{} ({}: {})",
-                    violation.path, violation.rule, violation.detail
-                )
-            })
+            .map(|(_, broken)| format!("the patch ({})", broken.join("; ")))
             .collect();
-        if self.violations.len() > NAMED_VIOLATIONS {
+        parts.extend(
+            by_file
+                .iter()
+                .take(NAMED_VIOLATIONS)
+                .map(|(path, broken)| format!("{path} ({})", broken.join("; "))),
+        );
+        if by_file.len() > NAMED_VIOLATIONS {
             parts.push(format!(
-                "and {} more (all listed in evidence.json)",
-                self.violations.len() - NAMED_VIOLATIONS
+                "and {} more file(s) (all listed in evidence.json)",
+                by_file.len() - NAMED_VIOLATIONS
             ));
         }
         parts.join("; ")
+    }
+
+    /// Each file with the rules it broke (`rule: detail`), in the order
+    /// the files were first found; `*` stands for the whole patch (its
+    /// size).
+    pub fn by_file(&self) -> Vec<(&str, Vec<String>)> {
+        let mut files: Vec<(&str, Vec<String>)> = Vec::new();
+        for violation in &self.violations {
+            let broken = format!("{}: {}", violation.rule, violation.detail);
+            match files.iter_mut().find(|(path, _)| *path == violation.path) {
+                Some((_, rules)) => rules.push(broken),
+                None => files.push((&violation.path, vec![broken])),
+            }
+        }
+        files
     }
 }
 

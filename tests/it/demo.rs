@@ -62,6 +62,31 @@ fn the_demo_ends_done_and_shows_every_mechanism_and_matches_a_phase_by_phase_run
         "{stderr}"
     );
 
+    // The demo ends with what to do next.
+    assert!(stderr.contains("next:"), "{stderr}");
+    assert!(stderr.contains("git -C "), "{stderr}");
+    assert!(stderr.contains("Use it on your repository"), "{stderr}");
+
+    // The body opens with the summary, the criteria ticked, the picture;
+    // long sections are folded.
+    let markdown = std::fs::read_to_string(&evidence_path).unwrap();
+    let opening: Vec<&str> = markdown.lines().take(12).collect();
+    assert!(
+        opening.contains(&"Add textkit::slugify, which turns a title into a URL slug."),
+        "{markdown}"
+    );
+    assert!(markdown.contains("### Acceptance criteria\n\n- [x] slugify(\"Hello World\")"));
+    assert!(markdown.contains("```mermaid\nflowchart LR\n"));
+    assert!(
+        markdown.contains("[\"verify<br/>test failed\"]"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("<details><summary><b>Cost</b>"));
+    let acceptance = markdown.find("### Acceptance criteria").unwrap();
+    let picture = markdown.find("```mermaid").unwrap();
+    let tables = markdown.find("### What changed").unwrap();
+    assert!(acceptance < picture && picture < tables);
+
     let evidence = read_json(&local.join("run/evidence.json"));
     assert_eq!(evidence["outcome"], "done");
     // One validator revise, then pass.
@@ -182,7 +207,11 @@ fn the_demo_ends_done_and_shows_every_mechanism_and_matches_a_phase_by_phase_run
     let phased_markdown = std::fs::read_to_string(artifact.join("evidence.md")).unwrap();
     let strip = |text: &str| -> String {
         text.lines()
-            .filter(|line| !line.starts_with("Route ") && !line.starts_with('|'))
+            .filter(|line| {
+                !line.starts_with("<sub>Route ")
+                    && !line.starts_with('|')
+                    && !line.contains("<b>Cost</b>")
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };

@@ -16,6 +16,7 @@ mod config;
 mod demo;
 mod e2e;
 mod fake_forge_selftest;
+mod first_run;
 mod forge_hostile;
 mod forges;
 mod lifecycle;
