@@ -250,6 +250,11 @@ fn the_whole_route_publishes_one_pull_request(flavor: Flavor) {
             .starts_with("<!-- baton:issue=7 -->"),
         "{pull}"
     );
+    // Merging the PR closes the issue.
+    assert!(
+        pull["body"].as_str().unwrap().contains("\nCloses #7\n"),
+        "{pull}"
+    );
     assert_eq!(pull["draft"], false, "{pull}");
     let pull_number = pull["number"].as_u64().unwrap();
     assert_eq!(ci.forge.labels_of(pull_number), ["baton:done"]);
