@@ -543,4 +543,57 @@ mod tests {
         );
         assert!(source.read_at(&base, "missing").unwrap().is_none());
     }
+
+    #[test]
+    fn new_files_no_tool_wrote_stay_out_of_the_patch() {
+        let directory = tempfile::tempdir().unwrap();
+        let repository = Repository::init(directory.path()).unwrap();
+        std::fs::write(directory.path().join("a.txt"), "one\n").unwrap();
+        commit_all(&repository, "base");
+        let source = Source::open(directory.path()).unwrap();
+        let base = source.head_sha().unwrap();
+        // The run's earlier patch brings `earlier.txt`: tracked from then on.
+        let earlier = "diff --git a/earlier.txt b/earlier.txt\nnew file mode 100644\n--- /dev/null\n+++ b/earlier.txt\n@@ -0,0 +1 @@\n+before\n";
+        let fill = |tree: &WorkTree| {
+            std::fs::write(tree.path().join("a.txt"), "two\n").unwrap();
+            std::fs::write(tree.path().join("earlier.txt"), "after\n").unwrap();
+            std::fs::write(tree.path().join("written.rs"), "fn f() {}\n").unwrap();
+            std::fs::write(tree.path().join("Cargo.lock"), "# lock\n").unwrap();
+            std::fs::create_dir_all(tree.path().join("target/debug")).unwrap();
+            std::fs::write(tree.path().join("target/debug/out"), "x").unwrap();
+            std::fs::create_dir_all(tree.path().join("pkg/__pycache__")).unwrap();
+            std::fs::write(tree.path().join("pkg/__pycache__/m.pyc"), "x").unwrap();
+        };
+        let files = |changes: &Changes| -> Vec<String> {
+            crate::patch::parse(&changes.patch)
+                .into_iter()
+                .map(|file| file.path)
+                .collect()
+        };
+
+        // The built-in agent: what its tools wrote, and tracked files.
+        let tree = source.work_tree(&base, earlier).unwrap();
+        fill(&tree);
+        tree.note_authored(["written.rs".to_owned()]);
+        let changes = tree.changes().unwrap();
+        assert_eq!(files(&changes), ["a.txt", "earlier.txt", "written.rs"]);
+        assert_eq!(
+            changes.left_out,
+            ["Cargo.lock", "pkg/__pycache__/m.pyc", "target/debug/out"]
+        );
+        assert_eq!(changes.left_out_count, 3);
+
+        // An external executor (no tool record): build outputs only.
+        let tree = source.work_tree(&base, earlier).unwrap();
+        fill(&tree);
+        let changes = tree.changes().unwrap();
+        assert_eq!(
+            files(&changes),
+            ["Cargo.lock", "a.txt", "earlier.txt", "written.rs"]
+        );
+        assert_eq!(
+            changes.left_out,
+            ["pkg/__pycache__/m.pyc", "target/debug/out"]
+        );
+    }
 }
