@@ -597,6 +597,29 @@ impl Config {
     fn semantic_issues(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         for (name, provider) in &self.providers {
+            if let Some(url) = &provider.base_url {
+                let lower = url.to_ascii_lowercase();
+                if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                    issues.push(ConfigIssue {
+                        key: format!("providers.{name}.base_url"),
+                        message: format!(
+                            "`{url}` has no scheme; write it in full, like `http://127.0.0.1:8080/v1`"
+                        ),
+                    });
+                } else if let Some((default_key, _)) = provider.kind.variables()
+                    && provider.api_key_env.is_none()
+                    && !is_loopback_url(url)
+                    && !is_official_url(provider.kind, url)
+                {
+                    issues.push(ConfigIssue {
+                        key: format!("providers.{name}.api_key_env"),
+                        message: format!(
+                            "`{url}` is neither this machine nor the {kind} API: name the variable holding its key with `api_key_env` (${default_key} is only ever sent to the {kind} API)",
+                            kind = provider.kind
+                        ),
+                    });
+                }
+            }
             if let Some(window) = provider.context_window
                 && window < 1024
             {
@@ -941,6 +964,17 @@ impl Config {
             if loopback && !named {
                 continue;
             }
+            // A server the config names, not the kind's own API, takes no
+            // default key (config check requires `api_key_env` for one
+            // that is not on this machine).
+            if provider.api_key_env.is_none()
+                && provider
+                    .base_url
+                    .as_deref()
+                    .is_some_and(|url| !is_official_url(provider.kind, url))
+            {
+                continue;
+            }
             let variable = provider
                 .api_key_env
                 .clone()
@@ -1214,6 +1248,24 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Whether a URL's host is this machine (`localhost`, `127.x`, `[::1]`).
+/// Whether `url` is the provider kind's own API (api.anthropic.com,
+/// api.openai.com), where its default key variable is meant to go.
+pub fn is_official_url(kind: ProviderKind, url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let host = host.split(':').next().unwrap_or_default();
+    match kind {
+        ProviderKind::Anthropic => host == "api.anthropic.com",
+        ProviderKind::Openai => host == "api.openai.com",
+        ProviderKind::Scripted => false,
+    }
+}
+
 pub fn is_loopback_url(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();

@@ -34,7 +34,7 @@ pub fn render_markdown(evidence: &Evidence) -> String {
     cost(&mut out, evidence);
     validator_and_repairs(&mut out, evidence);
     adversarial(&mut out, evidence);
-    let _ = writeln!(out, "\n### Rollback\n\n{}", evidence.rollback);
+    let _ = writeln!(out, "\n### Rollback\n\n{}", one_line(&evidence.rollback));
     out
 }
 
@@ -61,6 +61,12 @@ fn headline(out: &mut String, evidence: &Evidence) {
     match evidence.summary.as_deref().filter(|text| !text.is_empty()) {
         Some(summary) => {
             let _ = writeln!(out, "\n{}", one_line(summary));
+        }
+        None if evidence.route.contains(PhaseName::Spec) => {
+            let _ = writeln!(
+                out,
+                "\nNo spec was accepted: the run stopped before one passed its validator, so the issue is the only statement of what this change is for."
+            );
         }
         None => {
             let _ = writeln!(
@@ -134,9 +140,14 @@ fn picture(out: &mut String, evidence: &Evidence) {
         if index > 0 {
             let _ = writeln!(out, "  p{} --> {node}", index - 1);
         }
+        // The publish writing this body counts as passed when the run is done.
+        let publishing = step.status == "running"
+            && step.phase == "publish"
+            && evidence.outcome == Outcome::Done;
         let class = match (step.status.as_str(), step.passed) {
             (_, Some(false)) | ("failed" | "stopped" | "interrupted", _) => 1,
             ("done", _) => 0,
+            _ if publishing => 0,
             _ => 2,
         };
         classes[class].1.push(node);
@@ -197,8 +208,10 @@ fn changes(out: &mut String, evidence: &Evidence) {
         for file in &evidence.changed_files {
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} |",
-                file.path, file.added, file.removed
+                "| {} | {} | {} |",
+                code(&file.path),
+                file.added,
+                file.removed
             );
         }
         if folded {
@@ -252,8 +265,8 @@ fn checks(out: &mut String, evidence: &Evidence) {
             .map_or_else(|| "—".to_owned(), |code| code.to_string());
         let _ = writeln!(
             out,
-            "| `{}` | {} | {result} | {exit} | {:.1} s |",
-            gate.name,
+            "| {} | {} | {result} | {exit} | {:.1} s |",
+            code(&gate.name),
             if gate.required { "yes" } else { "no" },
             gate.duration_s
         );
@@ -305,7 +318,7 @@ fn scope(out: &mut String, evidence: &Evidence) {
             let _ = writeln!(out, "- the patch — {}", rules.join("; "));
         }
         for (path, rules) in files.iter().take(NAMED_VIOLATIONS) {
-            let _ = writeln!(out, "- `{path}` — {}", rules.join("; "));
+            let _ = writeln!(out, "- {} — {}", code(path), rules.join("; "));
         }
         if files.len() > NAMED_VIOLATIONS {
             let _ = writeln!(
@@ -343,7 +356,7 @@ fn review(out: &mut String, evidence: &Evidence) {
         let place = finding
             .path
             .as_deref()
-            .map(|path| format!(" `{path}`"))
+            .map(|path| format!(" {}", code(path)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
@@ -536,16 +549,36 @@ fn write_list(out: &mut String, items: &[String], empty: &str) {
 fn code_list(items: &[String]) -> String {
     items
         .iter()
-        .map(|item| format!("`{item}`"))
+        .map(|item| code(item))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A path or name as inline code that cannot end its span, break its line
+/// or a table row: backticks become quotes, `|` is escaped.
+fn code(text: &str) -> String {
+    let flat: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|character| !character.is_control())
+        .map(|character| if character == '`' { '\'' } else { character })
+        .collect();
+    format!("`{}`", flat.replace('|', "\\|"))
 }
 
 /// Untrusted or multi-line text kept on one line so it cannot restructure
 /// the body: no line breaks, and no tag (a `</details>`, a hidden comment).
 fn one_line(text: &str) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    flat.replace('<', "&lt;")
+    let flat: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|character| !character.is_control())
+        .collect();
+    flat.replace('<', "&lt;").replace("```", "` ` `")
 }
 
 #[cfg(test)]
@@ -563,7 +596,13 @@ mod tests {
         evidence.outcome = Outcome::Rejected;
         evidence.reason = Some("policy violation: many files".into());
         evidence.closes = Some(42);
-        evidence.issue.title = "Make \"quotes\" <b>safe</b>\n<!-- baton:issue=1 -->".into();
+        evidence.issue.title =
+            "Make \"quotes\" <b>safe</b>\n<!-- baton:issue=1 -->\u{1b}[2J\r".into();
+        evidence.rollback =
+            "</details></details><!-- baton:issue=1 -->\n## ✅ baton: `done` FAKE\n```".into();
+        if let Some(review) = evidence.review.as_mut() {
+            review.findings[0].path = Some("src/`x`</details>\n| a | b |".into());
+        }
         evidence.changed_files = (0..20)
             .map(|index| super::super::ChangedFile {
                 path: format!("src/file_{index:02}.rs"),
@@ -671,8 +710,32 @@ mod tests {
         assert!(markdown.contains("and 620 more"));
         assert_eq!(markdown.matches("<!-- baton:issue=").count(), 1);
         assert_eq!(
-            markdown.matches("<details>").count(),
-            markdown.matches("</details>").count()
+            markdown
+                .lines()
+                .filter(|line| line.starts_with("## "))
+                .count(),
+            1,
+            "one heading of level 2"
         );
+        assert_eq!(
+            markdown.matches("```").count(),
+            2,
+            "only the picture's fence"
+        );
+        assert!(!markdown.contains('\u{1b}') && !markdown.contains('\r'));
+        assert!(markdown.lines().all(|line| !line.starts_with("| a |")));
+        // Every fold baton opens is closed, and no other text opens or
+        // closes one (in a code span, a tag is shown, not obeyed).
+        let opened = markdown
+            .lines()
+            .filter(|line| line.starts_with("<details>"))
+            .count();
+        let closed = markdown
+            .lines()
+            .filter(|line| line.starts_with("</details>"))
+            .count();
+        assert_eq!((opened, closed), (3, 3), "files, cost, validator");
+        let outside_code: String = markdown.split('`').step_by(2).collect::<Vec<_>>().join("");
+        assert_eq!(outside_code.matches("</details>").count(), 3);
     }
 }

@@ -502,7 +502,7 @@ fn tests_first(input: &EvidenceInput<'_>) -> TestsFirst {
 }
 
 fn rollback(input: &EvidenceInput<'_>) -> String {
-    let generic = "Revert the pull request's merge commit (`git revert -m 1 <merge commit>`); before merge, close the PR and delete the branch. Locally: `git apply -R changes.patch`.";
+    let generic = "Revert the pull request's merge commit (`git revert -m 1 MERGE_COMMIT`); before merge, close the PR and delete the branch. Locally: `git apply -R changes.patch`.";
     match input.plan {
         Some(plan) => format!("{} {generic}", plan.rollback.trim()),
         None => generic.to_owned(),

@@ -261,15 +261,21 @@ fn single_provider(
                 ProviderKind::Anthropic => "https://api.anthropic.com",
                 _ => openai::DEFAULT_BASE_URL,
             };
-            let key_variable = settings
-                .api_key_env
-                .clone()
-                .unwrap_or_else(|| default_key.to_owned());
             let base_url = settings
                 .base_url
                 .clone()
                 .or_else(|| crate::settings::env::get(base_variable))
                 .unwrap_or_else(|| default_url.to_owned());
+            // The kind's default key goes only where that kind's key is
+            // meant to go: the official API, or the URL of the kind's own
+            // base-URL variable. A server a config names gets a key only
+            // through its `api_key_env` (config check requires one for a
+            // server that is not on this machine).
+            let key_variable = match (&settings.api_key_env, &settings.base_url) {
+                (Some(variable), _) => variable.clone(),
+                (None, Some(url)) if !crate::config::is_official_url(kind, url) => String::new(),
+                (None, _) => default_key.to_owned(),
+            };
             let policy = http::RetryPolicy {
                 max_retries: settings.max_retries,
                 backoff: std::time::Duration::from_millis(settings.backoff_ms),
@@ -277,7 +283,11 @@ fn single_provider(
                 timeout: std::time::Duration::from_secs(settings.timeout_s),
             };
             let http = http::HttpClient::new(&model.provider, &key_variable, policy)?;
-            let key = http::key_from(&key_variable);
+            let key = if key_variable.is_empty() {
+                None
+            } else {
+                http::key_from(&key_variable)
+            };
             Ok(match kind {
                 ProviderKind::Anthropic => Box::new(anthropic::Anthropic {
                     http,

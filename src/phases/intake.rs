@@ -62,10 +62,11 @@ pub async fn open_run(
             (forge_sync::ticket_from(&issue), Some((forge, issue)))
         }
     };
+    let ticket = without_control_characters(ticket);
     let base_sha = source.head_sha()?;
     if source.is_dirty() {
         reporter.line(&format!(
-            "warning: {} has uncommitted changes; the run starts from the last commit {base_sha}",
+            "! {} has uncommitted changes; the run starts from the last commit {base_sha}",
             settings.repo.display()
         ));
     }
@@ -248,6 +249,33 @@ fn local_run_id() -> String {
 /// Reads an issue from JSON (GitHub's issue object, or the same fields with
 /// `labels` as strings) or Markdown (`# Title`, the body, optional front matter
 /// with `number:` and `labels:`).
+/// The issue's text without terminal control sequences: a title printed in
+/// the progress lines, `status` and the PR body cannot clear a screen, move
+/// the cursor or fake a line. The title keeps no line break; the body and
+/// comments keep theirs (and tabs).
+fn without_control_characters(mut ticket: Ticket) -> Ticket {
+    let clean = |text: &str, keep_lines: bool| -> String {
+        text.chars()
+            .filter(|character| {
+                !character.is_control() || (keep_lines && matches!(character, '\n' | '\t'))
+            })
+            .collect()
+    };
+    ticket.title = clean(&ticket.title.replace(['\n', '\r', '\t'], " "), false)
+        .trim()
+        .to_owned();
+    ticket.body = clean(&ticket.body, true);
+    ticket.author = clean(&ticket.author, false);
+    for label in &mut ticket.labels {
+        *label = clean(label, false);
+    }
+    for comment in &mut ticket.comments {
+        comment.body = clean(&comment.body, true);
+        comment.author = clean(&comment.author, false);
+    }
+    ticket
+}
+
 pub fn read_issue_file(path: &Path) -> anyhow::Result<Ticket> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| bad_input!("cannot read issue file {}: {error}", path.display()))?;

@@ -298,3 +298,47 @@ fn the_tests_phase_keeps_only_the_test_files_it_wrote() {
     assert!(!patch.contains(".cache"), "{patch}");
     assert_eq!(context.manifest()["outcome"], "done");
 }
+
+#[test]
+fn terminal_control_sequences_in_the_issue_never_reach_a_terminal_or_the_body() {
+    let context = TestContext::new("");
+    context.script(&happy_script());
+    let issue = context.path().join("issue.json");
+    std::fs::write(
+        &issue,
+        json!({
+            "number": 9,
+            "title": "Evil\u{1b}[2J\u{1b}[31mRED\nsecond line ✔ publish done\r",
+            "body": "`greet` should say \"hello, world\".\r\n\u{1b}]0;owned\u{7}",
+            "labels": []
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let run = context.baton(&[
+        "run",
+        "--issue-file",
+        issue.to_str().unwrap(),
+        "--run-dir",
+        context.run_dir.to_str().unwrap(),
+    ]);
+    run.assert_code(0);
+    let status = context.baton(&["status", "--run-dir", context.run_dir.to_str().unwrap()]);
+    for (what, text) in [
+        ("stderr", run.stderr()),
+        ("status", status.stdout()),
+        ("evidence.md", context.run_file("evidence.md")),
+        ("ticket.json", context.run_file("ticket.json")),
+    ] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'),
+            "{what}: {text:?}"
+        );
+    }
+    assert!(
+        run.stderr()
+            .contains("issue #9 Evil[2J[31mRED second line ✔ publish done"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -766,3 +766,37 @@ fn a_server_that_fails_on_a_forced_any_tool_is_asked_again_without_forcing() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_server_the_config_names_is_never_sent_the_default_key() {
+    // A server on this machine with no api_key_env: the user's real
+    // OPENAI_API_KEY stays home.
+    let server = FakeLlm::start(Wire::OpenAi, "", happy_script());
+    let keyless = config(Wire::OpenAi, &server.base_url(), 10)
+        .replace("api_key_env = \"FAKE_LLM_KEY\"\n", "");
+    let context =
+        TestContext::with_config(&keyless).env("OPENAI_API_KEY", "sk-proj-realkey0123456789");
+    context.run_local().assert_code(0);
+    assert!(!server.requests().is_empty());
+    for request in server.requests() {
+        assert!(
+            !request.headers.contains_key("authorization"),
+            "{:?}",
+            request.headers
+        );
+    }
+
+    // A server elsewhere must name its key variable, and a URL needs its scheme.
+    for (base_url, key) in [
+        ("http://10.1.2.3:8080/v1", "providers.llm.api_key_env"),
+        ("127.0.0.1:8080/v1", "providers.llm.base_url"),
+    ] {
+        let text =
+            config(Wire::OpenAi, base_url, 10).replace("api_key_env = \"FAKE_LLM_KEY\"\n", "");
+        let context =
+            TestContext::with_config(&text).env("OPENAI_API_KEY", "sk-proj-realkey0123456789");
+        let check = context.baton(&["config", "check"]);
+        check.assert_code(2);
+        assert!(check.stderr().contains(key), "{}", check.stderr());
+    }
+}
