@@ -261,9 +261,8 @@ fn without_control_characters(mut ticket: Ticket) -> Ticket {
             })
             .collect()
     };
-    ticket.title = clean(&ticket.title.replace(['\n', '\r', '\t'], " "), false)
-        .trim()
-        .to_owned();
+    let title = clean(&ticket.title.replace(['\n', '\r', '\t'], " "), false);
+    title.trim().clone_into(&mut ticket.title);
     ticket.body = clean(&ticket.body, true);
     ticket.author = clean(&ticket.author, false);
     for label in &mut ticket.labels {
