@@ -148,6 +148,18 @@ impl Reply {
     }
 }
 
+/// What to do about refused credentials: set the key variable, or name one
+/// (a server a config names takes a key only through `api_key_env`).
+fn key_hint(provider: &str, variable: &str) -> String {
+    if variable.is_empty() {
+        format!(
+            "this server wants a key: name the variable holding it with `providers.{provider}.api_key_env` and set it"
+        )
+    } else {
+        format!("set ${variable} to a valid API key")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// Not retryable: the provider cannot be used as configured.
@@ -155,7 +167,8 @@ pub enum ProviderError {
     Unavailable { provider: String, message: String },
     /// 401/403, or no key at all: the run stops at once.
     #[error(
-        "provider `{provider}` refused the credentials (HTTP {status}: {message}); set ${variable} to a valid API key"
+        "provider `{provider}` refused the credentials (HTTP {status}: {message}); {}",
+        key_hint(.provider, .variable)
     )]
     Auth {
         provider: String,

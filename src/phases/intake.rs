@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{Context, forge_sync, prompts};
-use crate::agent::{self, SessionEnd, SessionSpec, schema};
+use crate::agent::{self, SessionEnd, SessionError, SessionSpec, schema};
 use crate::bad_input;
 use crate::git::Source;
+use crate::llm::ProviderError;
 use crate::pipeline::{self, PhaseResult};
 use crate::records::{Comment, Ticket, UNTRUSTED_WARNING};
 use crate::report::Reporter;
@@ -150,7 +151,10 @@ pub async fn route(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
             .read_json(artifact::TICKET)?
             .ok_or_else(|| bad_input!("ticket.json is missing from the run directory"))?;
         let model = context.config().phase_model(PhaseName::Intake).ok();
-        let (route, reason) = ask_route(context, &ticket, model.as_ref()).await;
+        let (route, reason) = match ask_route(context, &ticket, model.as_ref()).await {
+            Ok(chosen) => chosen,
+            Err((outcome, reason)) => return Ok(PhaseResult::Stop(outcome, reason)),
+        };
         context.run.manifest.route = route;
         context.run.manifest.route_reason = reason;
     }
@@ -162,28 +166,30 @@ pub async fn route(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     Ok(PhaseResult::Finished)
 }
 
-/// Asks the intake model for a route; any failure falls back to `feature`
-/// with the reason recorded (SPEC §1: labels, else the model, else feature).
+/// Asks the intake model for a route; a failure of the model falls back to
+/// `feature` with the reason recorded (SPEC §1: labels, else the model,
+/// else feature). Refused credentials and a spent budget stop the run
+/// here: the next phase would only meet them again.
 async fn ask_route(
     context: &mut Context<'_>,
     ticket: &Ticket,
     model: Option<&crate::config::ModelRef>,
-) -> (Route, String) {
+) -> Result<(Route, String), (Outcome, String)> {
     let Some(model) = model else {
-        return (
+        return Ok((
             Route::Feature,
             "default: the intake model is not configured".into(),
-        );
+        ));
     };
     let provider = match context.provider(model) {
         Ok(provider) => provider,
         Err(error) => {
             tracing::warn!("routing falls back to feature: {error}");
             context.record().model = None;
-            return (
+            return Ok((
                 Route::Feature,
                 format!("default: no model to ask ({error})"),
-            );
+            ));
         }
     };
     let spec = SessionSpec {
@@ -206,7 +212,7 @@ async fn ask_route(
     };
     context.record().attempts = 1;
     let mut observer = context.observer("intake", 1, model);
-    match agent::run_session(spec, &mut observer).await {
+    Ok(match agent::run_session(spec, &mut observer).await {
         Ok(SessionEnd::Submitted(arguments)) => {
             let route = arguments
                 .get("route")
@@ -225,6 +231,10 @@ async fn ask_route(
                 ),
             }
         }
+        Err(SessionError::Budget(reason)) => return Err((Outcome::BudgetExceeded, reason)),
+        Err(SessionError::Provider(error @ ProviderError::Auth { .. })) => {
+            return Err((Outcome::Blocked, error.to_string()));
+        }
         Err(error) => {
             tracing::warn!("routing falls back to feature: {error}");
             (
@@ -232,7 +242,7 @@ async fn ask_route(
                 format!("default: the model gave no route ({error})"),
             )
         }
-    }
+    })
 }
 
 fn local_run_id() -> String {

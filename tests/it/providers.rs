@@ -800,3 +800,30 @@ fn a_server_the_config_names_is_never_sent_the_default_key() {
         assert!(check.stderr().contains(key), "{}", check.stderr());
     }
 }
+
+#[test]
+fn a_401_while_routing_stops_the_run_at_intake() {
+    let server = FakeLlm::start(Wire::OpenAi, KEY, happy_script());
+    server.fault(fault(None, 401, &[], r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#, 100));
+    let context = TestContext::with_config(&config(Wire::OpenAi, &server.base_url(), 10))
+        .env("FAKE_LLM_KEY", KEY);
+    // No route label: intake asks the model, which refuses the key.
+    let run = context.run_local();
+    run.assert_code(1);
+    assert_eq!(server.requests().len(), 1, "nothing after the refusal");
+    assert_eq!(context.phase_names(), ["intake", "publish"]);
+    let manifest = context.manifest();
+    assert_eq!(manifest["outcome"], "blocked");
+    assert!(
+        manifest["reason"]
+            .as_str()
+            .unwrap()
+            .contains("$FAKE_LLM_KEY"),
+        "{manifest}"
+    );
+    assert!(
+        !run.stderr().contains("routing falls back"),
+        "{}",
+        run.stderr()
+    );
+}
