@@ -268,12 +268,30 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
         }
     }
     save_feedback(context, &feedback)?;
-    Ok(PhaseResult::Stop(
-        Outcome::Blocked,
+    // Say who stopped it: the model that never delivered, or the checks
+    // that kept sending its deliverable back.
+    let delivered = feedback
+        .attempts
+        .iter()
+        .filter(|entry| entry.verdict != FeedbackVerdict::Error)
+        .count();
+    let reason = if delivered == 0 {
+        let last = feedback
+            .attempts
+            .last()
+            .and_then(|entry| entry.objections.last())
+            .map(|objection| format!(" (last: {objection})"))
+            .unwrap_or_default();
         format!(
-            "{phase}: the validator still objected after {attempts} attempt(s) (phases.{phase}.attempts); see feedback/{phase}.json"
-        ),
-    ))
+            "{phase}: the model delivered no {} in {attempts} attempt(s){last}; no validator was asked (phases.{phase}.attempts); see feedback/{phase}.json",
+            kind.artifact
+        )
+    } else {
+        format!(
+            "{phase}: the deliverable was still sent back after {attempts} attempt(s) ({delivered} checked) (phases.{phase}.attempts); see feedback/{phase}.json"
+        )
+    };
+    Ok(PhaseResult::Stop(Outcome::Blocked, reason))
 }
 
 enum Validation {

@@ -314,3 +314,20 @@ fn a_repeated_read_or_command_is_answered_from_its_first_result() {
     // After the write, the read is real: the new text is in the transcript.
     assert!(transcript.contains("hello, world"));
 }
+
+#[test]
+fn a_model_that_never_delivers_is_named_and_no_validator_is_blamed() {
+    let context = TestContext::new("");
+    let mut script = happy_script();
+    let prose: Vec<serde_json::Value> = (0..12)
+        .map(|index| json!({"text": format!("I think the spec is fine ({index})."), "usage": {"input": 100, "output": 10}}))
+        .collect();
+    script["spec"] = json!(prose);
+    script["spec.validate"] = json!([]);
+    context.script(&script);
+    context.run_local().assert_code(1);
+    let reason = context.manifest()["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("the model delivered no spec"), "{reason}");
+    assert!(reason.contains("no validator was asked"), "{reason}");
+    assert!(!reason.contains("validator still objected"), "{reason}");
+}
