@@ -50,7 +50,7 @@ pub enum Command {
     #[command(after_help = concat!("Examples:\n  baton demo\n  baton demo --dir /tmp/baton-demo\n  baton demo --prepare-only --dir /tmp/baton-demo", "\n\n", exit_codes!()))]
     Demo(DemoArgs),
     /// Run a whole route on this machine.
-    #[command(after_help = concat!("Examples:\n  baton run --issue-file issue.md\n  baton run --issue-file issue.md --route hotfix\n  baton run --run-dir .baton/runs/local-1795406211-3bed    resume a stopped or interrupted run", "\n\n", exit_codes!()))]
+    #[command(after_help = concat!("Examples:\n  baton run --issue-file issue.md\n  baton run --issue-file issue.md --route hotfix\n  baton run --run-dir .baton/runs/local-1795406211-3bed    resume an interrupted run", "\n\n", exit_codes!()))]
     Run(RunArgs),
     /// Run one phase on a run directory (how every CI job calls baton).
     #[command(after_help = concat!("Examples:\n  baton phase intake --issue-file issue.md --run-dir run\n  baton phase spec --run-dir run\n  baton phase verify --run-dir run --force    verify again, superseding what came after", "\n\n", exit_codes!()))]

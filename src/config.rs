@@ -534,13 +534,24 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 impl Config {
     /// Parses and checks TOML text. Returns the config, or every issue found.
     pub fn parse(text: &str) -> Result<Self, Vec<ConfigIssue>> {
+        let (config, issues) = Self::parse_with_issues(text).map_err(|issue| vec![issue])?;
+        if issues.is_empty() {
+            Ok(config)
+        } else {
+            Err(issues)
+        }
+    }
+
+    /// The config as far as it could be read (a table with errors keeps
+    /// its defaults), and every issue; `Err` when the text is not TOML.
+    pub fn parse_with_issues(text: &str) -> Result<(Self, Vec<ConfigIssue>), ConfigIssue> {
         let table: toml::Table = match text.parse() {
             Ok(table) => table,
             Err(error) => {
-                return Err(vec![ConfigIssue {
+                return Err(ConfigIssue {
                     key: String::new(),
                     message: format!("not valid TOML: {}", error.to_string().trim()),
-                }]);
+                });
             }
         };
         let mut issues = Vec::new();
@@ -566,11 +577,7 @@ impl Config {
         }
         config.add_default_providers();
         issues.extend(config.semantic_issues());
-        if issues.is_empty() {
-            Ok(config)
-        } else {
-            Err(issues)
-        }
+        Ok((config, issues))
     }
 
     /// Reads a file; an unreadable file or any issue is an error naming the file.

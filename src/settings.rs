@@ -52,24 +52,38 @@ pub mod env {
 /// the keys of the providers its models use. Checked by `config check` and
 /// before intake; nothing is sent to a model when it fails.
 pub fn preflight(config: &Config, source: &dyn std::fmt::Display) -> anyhow::Result<()> {
+    let issues = preflight_issues(config);
+    if issues.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = issues.iter().map(|issue| format!("  {issue}")).collect();
+    Err(crate::bad_input!(
+        "{source} cannot start a run ({} problem{}):\n{}\nnothing was sent to any model; `baton config check` lists every problem",
+        issues.len(),
+        if issues.len() == 1 { "" } else { "s" },
+        lines.join("\n")
+    ))
+}
+
+/// What stops a run before it spends: no gate to judge by, and each key
+/// variable a model of the run needs but the environment lacks.
+pub fn preflight_issues(config: &Config) -> Vec<crate::config::ConfigIssue> {
+    let mut issues = Vec::new();
     if config.gates.is_empty() {
-        return Err(crate::bad_input!(
-            "{source}: no [[gates]]: CI judges a change only by its gates, so a run without one could never end done; add one, e.g.\n\n[[gates]]\nname = \"test\"\nrun = \"cargo test\""
-        ));
+        issues.push(crate::config::ConfigIssue {
+            key: "gates".into(),
+            message: "no [[gates]]: CI judges a change only by its gates, so a run without one could never end done; add one, e.g. [[gates]] name = \"test\" run = \"cargo test\"".into(),
+        });
     }
-    let missing = config.missing_keys(&env::get);
-    if let Some((key, variable)) = missing.first() {
-        let others: Vec<&str> = missing[1..].iter().map(|(_, each)| each.as_str()).collect();
-        return Err(crate::bad_input!(
-            "${variable} is not set, and {key} in {source} names a model whose provider needs it{}; set it (in CI: a repository secret) — nothing was sent to any model",
-            if others.is_empty() {
-                String::new()
-            } else {
-                format!(" (so are {})", others.join(", "))
-            }
-        ));
+    for (key, variable) in config.missing_keys(&env::get) {
+        issues.push(crate::config::ConfigIssue {
+            key,
+            message: format!(
+                "${variable} is not set, and this model's provider needs it; set it (in CI: a repository secret)"
+            ),
+        });
     }
-    Ok(())
+    issues
 }
 
 pub struct Settings {

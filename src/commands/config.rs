@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::config::{CONFIG_LOOKUP, Config};
+use crate::config::{CONFIG_LOOKUP, Config, config_error};
 use crate::error::ExitStatus;
 use crate::report::Reporter;
 use crate::settings;
@@ -17,8 +17,45 @@ pub fn check(reporter: &dyn Reporter, explicit: Option<&Path>) -> anyhow::Result
             CONFIG_LOOKUP.join(", ")
         )),
         Some(path) => {
-            let config = Config::load(&path)?;
-            settings::preflight(&config, &path.display())?;
+            // Every problem at once: the file's, then what would stop a
+            // run before it spends (gates, keys) on the config as far as
+            // it could be read.
+            let text = std::fs::read_to_string(&path).map_err(|error| {
+                crate::bad_input!(
+                    "cannot read config file {}: {error}; pass a readable UTF-8 file with --config",
+                    path.display()
+                )
+            })?;
+            let file = path.display().to_string();
+            let (config, mut issues) =
+                Config::parse_with_issues(&text).map_err(|issue| config_error(&file, &[issue]))?;
+            // A section that could not be read has its defaults: what
+            // preflight says of it would be noise beside the real problem.
+            let unread = |sections: &[&str]| {
+                issues.iter().any(|issue| {
+                    sections.iter().any(|section| {
+                        issue.key == *section
+                            || issue.key.starts_with(&format!("{section}."))
+                            || issue.key.starts_with(&format!("{section}["))
+                    })
+                })
+            };
+            let gates_unread = unread(&["gates"]);
+            let models_unread = unread(&["models", "providers", "phases"]);
+            let preflight: Vec<_> = settings::preflight_issues(&config)
+                .into_iter()
+                .filter(|issue| {
+                    if issue.key == "gates" {
+                        !gates_unread
+                    } else {
+                        !models_unread
+                    }
+                })
+                .collect();
+            issues.extend(preflight);
+            if !issues.is_empty() {
+                return Err(config_error(&file, &issues));
+            }
             reporter.line(&format!(
                 "{}: ok ({} gate(s), {} provider(s), every key the models need is set)",
                 path.display(),

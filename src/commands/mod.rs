@@ -197,11 +197,27 @@ pub fn conclude(reporter: &dyn Reporter, run_dir: &Path) -> anyhow::Result<ExitS
             }
             Ok(ExitStatus::Interrupted)
         }
-        outcome => Err(RunStopped(format!(
-            "the run ended {outcome}: {}; see {}",
-            manifest.reason.as_deref().unwrap_or("no reason recorded"),
-            evidence.display()
-        ))
-        .into()),
+        outcome => {
+            // Whatever stopped it (a provider down, a budget, a gate), the
+            // way back once the cause is fixed is the phase where it stopped.
+            if let Some(stopped) = manifest
+                .valid()
+                .rev()
+                .map(|(_, record)| record.name)
+                .find(|phase| *phase != crate::types::PhaseName::Publish)
+                && outcome != Outcome::Rejected
+            {
+                reporter.line(&format!(
+                    "rerun:   baton phase {stopped} --force --run-dir {}   (once the cause is fixed)",
+                    run_dir.display()
+                ));
+            }
+            Err(RunStopped(format!(
+                "the run ended {outcome}: {}; see {}",
+                manifest.reason.as_deref().unwrap_or("no reason recorded"),
+                evidence.display()
+            ))
+            .into())
+        }
     }
 }

@@ -288,7 +288,7 @@ pub async fn run(context: &mut Context<'_>, phase: PhaseName) -> anyhow::Result<
         )
     } else {
         format!(
-            "{phase}: the deliverable was still sent back after {attempts} attempt(s) ({delivered} checked) (phases.{phase}.attempts); see feedback/{phase}.json"
+            "{phase}: the validator still objected after {attempts} attempt(s), {delivered} of them checked (phases.{phase}.attempts); see feedback/{phase}.json"
         )
     };
     Ok(PhaseResult::Stop(Outcome::Blocked, reason))

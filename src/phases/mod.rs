@@ -325,8 +325,23 @@ pub async fn run_phase(
             ));
         }
         Decision::Ended(outcome) => {
+            // --force reopens a run from a phase that ran; for one that
+            // never ran, name the phase where the run stopped instead.
+            let ran = run.manifest.valid().any(|(_, record)| record.name == name);
+            let stopped_at = run
+                .manifest
+                .valid()
+                .rev()
+                .map(|(_, record)| record.name)
+                .find(|phase| *phase != PhaseName::Publish);
+            let hint = match stopped_at {
+                Some(stopped) if !ran => format!(
+                    "{name} never ran in this run; `baton phase {stopped} --force` reruns {stopped}, where it stopped, and every phase after it"
+                ),
+                _ => format!("--force reruns {name} and every phase after it"),
+            };
             job.reporter.line(&format!(
-                "· {name:<9} nothing to do: the run has ended {outcome}{} (--force reruns {name} and every phase after it)",
+                "· {name:<9} nothing to do: the run has ended {outcome}{} ({hint})",
                 run.manifest
                     .reason
                     .as_deref()

@@ -342,3 +342,24 @@ fn terminal_control_sequences_in_the_issue_never_reach_a_terminal_or_the_body() 
         run.stderr()
     );
 }
+
+#[test]
+fn config_check_reports_the_file_the_gates_and_the_keys_at_once() {
+    let context = TestContext::with_config(
+        "[models]\nheavy = \"anthropic:claude-opus-4-1\"\nstandard = \"openai:gpt-4.1\"\nlight = \"anthropic:claude-haiku-4-5\"\n\n[budget]\nmax_repairs = \"two\"\n",
+    );
+    let check = context.baton(&["config", "check"]);
+    check.assert_code(2);
+    let stderr = check.stderr();
+    assert!(stderr.contains("4 problems"), "{stderr}");
+    assert!(stderr.contains("`budget.max_repairs`"), "{stderr}");
+    assert!(stderr.contains("`gates`: no [[gates]]"), "{stderr}");
+    assert!(
+        stderr.contains("`models.heavy`: $ANTHROPIC_API_KEY is not set"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`models.standard`: $OPENAI_API_KEY is not set"),
+        "{stderr}"
+    );
+}
