@@ -108,6 +108,13 @@ pub fn locate_config(explicit: Option<&Path>, repo: &Path) -> anyhow::Result<Opt
         .map(Path::to_path_buf)
         .or_else(|| env::get(env::BATON_CONFIG).map(PathBuf::from));
     if let Some(path) = explicit {
+        if path.is_dir() {
+            return Err(bad_input!(
+                "config file {} is a directory; pass the TOML file itself with --config or ${}",
+                path.display(),
+                env::BATON_CONFIG
+            ));
+        }
         if !path.is_file() {
             return Err(bad_input!(
                 "config file {} does not exist; fix --config or ${}",

@@ -28,6 +28,8 @@ pub struct Workspace {
     /// When set, `write_file` and `edit_file` may only touch paths these
     /// globs match (the tests phase writes tests, nothing else).
     writable: Option<(globset::GlobSet, Vec<String>)>,
+    /// Paths no write may touch (`[scope].deny`, the config file).
+    forbidden: Option<globset::GlobSet>,
     /// Files written through `write_file` and `edit_file`: the change.
     /// New files that only commands produced (a build's output) are not.
     written: std::sync::Mutex<std::collections::BTreeSet<String>>,
@@ -70,6 +72,7 @@ impl Workspace {
             output_limit,
             environment,
             writable: None,
+            forbidden: None,
             written: std::sync::Mutex::default(),
         })
     }
@@ -81,8 +84,26 @@ impl Workspace {
         self
     }
 
+    /// Refuses writes to paths `forbidden` matches, with a message the
+    /// model can act on.
+    #[must_use]
+    pub fn forbidding(mut self, forbidden: globset::GlobSet) -> Self {
+        self.forbidden = Some(forbidden);
+        self
+    }
+
     /// Whether a write to `path` (relative to the work tree) is allowed.
     fn may_write(&self, path: &str) -> Result<(), String> {
+        let relative = path.trim_start_matches("./");
+        if self
+            .forbidden
+            .as_ref()
+            .is_some_and(|forbidden| forbidden.is_match(relative))
+        {
+            return Err(format!(
+                "`{path}` is out of bounds for this run ([scope].deny or baton's own config); a change there would reject the whole run: leave it as it is"
+            ));
+        }
         match &self.writable {
             Some((set, globs)) if !set.is_match(path.trim_start_matches("./")) => Err(format!(
                 "this phase writes only test files ({}); `{path}` is not one: leave the code under test as it is",

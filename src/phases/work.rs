@@ -116,6 +116,11 @@ async fn agent_session(
     if phase == PhaseName::Tests {
         workspace = workspace.writable_only(config.test_path_matcher()?, config.test_paths());
     }
+    let protected: Vec<String> = context.settings.config_in_repo.iter().cloned().collect();
+    workspace = workspace.forbidding(crate::policy::forbidden_paths(
+        &config.scope.deny,
+        &protected,
+    ));
     let conventions = context.conventions();
     let run_id = context.run_id();
     let has_plan = context.run.manifest.route.contains(PhaseName::Plan);

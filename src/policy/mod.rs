@@ -209,6 +209,15 @@ fn build_glob(pattern: &str) -> Option<Glob> {
         .ok()
 }
 
+/// The paths a run may never change, as one matcher: `[scope].deny` and
+/// the run's own config file. The agent's write tools refuse them at once;
+/// the policy rejects a patch that changed them anyway (through `run`).
+pub fn forbidden_paths(deny: &[String], protected: &[String]) -> GlobSet {
+    let mut patterns: Vec<String> = deny.to_vec();
+    patterns.extend(protected.iter().map(|path| globset::escape(path)));
+    glob_set(&patterns)
+}
+
 /// Invalid globs are rejected by `baton config check`; here they match nothing.
 fn glob_set(patterns: &[String]) -> GlobSet {
     let mut builder = GlobSetBuilder::new();

@@ -7,7 +7,7 @@ pub mod actions;
 pub mod terminal;
 
 use crate::records::GateResult;
-use crate::run_dir::manifest::{Manifest, PhaseRecord};
+use crate::run_dir::manifest::{Manifest, PhaseRecord, PhaseStatus};
 use crate::types::PhaseName;
 
 pub use actions::Actions;
@@ -60,8 +60,14 @@ pub trait Reporter: Sync {
             "phase", "model", "attempts", "tokens", "cost", "time"
         ));
         for record in &manifest.phases {
+            // An execution that no longer counts, or did not finish, says
+            // so: two `spec` rows are a rerun, not a double.
+            let status = match record.status {
+                PhaseStatus::Done | PhaseStatus::Running => String::new(),
+                other => format!("  ({})", other.as_str()),
+            };
             self.line(&format!(
-                "{:<10} {:<30} {:>8} {:>12} {:>10} {:>7.1}s",
+                "{:<10} {:<30} {:>8} {:>12} {:>10} {:>7.1}s{status}",
                 record.name.as_str(),
                 record.model.as_deref().unwrap_or("-"),
                 record.attempts,

@@ -42,13 +42,25 @@ fn paths_out_of_the_tree_are_refused_and_reported_to_the_model() {
 
 #[test]
 fn a_patch_touching_a_denied_path_is_rejected_naming_it() {
+    // The write tools refuse a denied path; a command can still change a
+    // tracked file there, and the policy rejects the patch.
     let context = TestContext::new("");
+    std::fs::create_dir_all(context.repo.join(".github/workflows")).unwrap();
+    std::fs::write(
+        context.repo.join(".github/workflows/release.yml"),
+        "on: tag\n",
+    )
+    .unwrap();
+    context.commit("a workflow");
     let mut script = happy_script();
     script["plan"][0]["calls"][0]["arguments"]["touchpoints"] =
         json!(["lib.sh", "tests/", ".github/"]);
     script["implement"] = agent(vec![vec![
         write("lib.sh", "greet() { echo \"hello, world\"; }\n"),
-        write(".github/workflows/release.yml", "on: push\n"),
+        call(
+            "run",
+            json!({"command": "echo 'on: push' > .github/workflows/release.yml"}),
+        ),
     ]]);
     context.script(&script);
     let run = context.run_local();
@@ -139,7 +151,10 @@ fn the_run_cannot_change_its_own_config() {
     script["plan"][0]["calls"][0]["arguments"]["touchpoints"] = json!(["**"]);
     script["implement"] = agent(vec![vec![
         write("lib.sh", "greet() { echo \"hello, world\"; }\n"),
-        write("baton.toml", "# gates removed\n"),
+        call(
+            "run",
+            json!({"command": "echo '# gates removed' > baton.toml"}),
+        ),
     ]]);
     context.script(&script);
     context.run_local().assert_code(1);
@@ -171,4 +186,25 @@ fn token_shaped_fixtures_in_the_repository_do_not_break_the_patch() {
         "the repository's own context line was altered:\n{patch}"
     );
     assert_eq!(context.evidence()["outcome"], "done");
+}
+
+#[test]
+fn a_write_to_a_denied_path_is_refused_at_the_tool_and_the_run_goes_on() {
+    let context = TestContext::new("");
+    let mut script = happy_script();
+    script["implement"] = agent(vec![
+        vec![write(".github/workflows/pwn.yml", "on: push\n")],
+        vec![write("baton.toml", "[budget]\nmax_cost_usd = 1000.0\n")],
+        vec![write("lib.sh", "greet() { echo \"hello, world\"; }\n")],
+    ]);
+    context.script(&script);
+    context.run_local().assert_code(0);
+    let transcript = context.run_file("transcripts/implement-1.jsonl");
+    assert_eq!(
+        transcript.matches("is out of bounds for this run").count(),
+        2,
+        "{transcript}"
+    );
+    assert!(!context.run_file("changes.patch").contains("pwn.yml"));
+    assert_eq!(context.manifest()["outcome"], "done");
 }
