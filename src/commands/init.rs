@@ -129,7 +129,10 @@ fn config_text(repo: &Path) -> String {
         Some((file, name, run)) => format!(
             "# Guessed from {file}; add lint and build gates as you run them.\n[[gates]]\nname = \"{name}\"\nrun = \"{run}\"\ntimeout_s = 900\nrequired = true\n"
         ),
-        None => "# No build file recognised: name the command that tests this repository.\n[[gates]]\nname = \"test\"\nrun = \"make test\"\ntimeout_s = 900\nrequired = true\n".to_owned(),
+        // Nothing to guess from: no gate is written, so `config check` and
+        // the first run say what is missing instead of running a command
+        // this repository may not have.
+        None => "# No build file recognised: name the command that tests this repository\n# and uncomment the gate; baton refuses to run without one.\n# [[gates]]\n# name = \"test\"\n# run = \"make test\"\n# timeout_s = 900\n# required = true\n".to_owned(),
     };
     CONFIG_TEMPLATE.replace("{gates}", &gates)
 }
