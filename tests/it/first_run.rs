@@ -74,7 +74,8 @@ fn the_patch_holds_the_edited_sources_and_not_what_cargo_build_left() {
 
 #[test]
 fn a_rejected_patch_names_ten_files_and_counts_the_rest() {
-    let context = TestContext::new("[scope]\ndeny = [\"vendor/**\"]\n");
+    // Outside `allow` (the write tools refuse only `deny`).
+    let context = TestContext::new("[scope]\nallow = [\"lib.sh\", \"tests/**\"]\n");
     let mut script = happy_script();
     let mut writes: Vec<serde_json::Value> = (0..25)
         .map(|index| write(&format!("vendor/file_{index:02}.txt"), "x\n"))
