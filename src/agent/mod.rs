@@ -235,9 +235,20 @@ pub async fn run_session(
             continue;
         }
         prose_in_a_row = 0;
+        let cut_off = reply.stop_reason == StopReason::MaxTokens;
         let mut results = Vec::new();
         for (id, name, arguments) in calls {
-            let output = if !arguments.is_object() {
+            let output = if !arguments.is_object() && cut_off {
+                // A call cut off at the token limit: its arguments end
+                // mid-way, which is not the model's JSON being wrong.
+                tools::ToolOutput {
+                    content: format!(
+                        "your reply was cut off at the token limit ({} tokens) in the middle of `{name}`'s arguments; send a shorter call (less text per call: write a large file in parts with edit_file)",
+                        spec.limits.max_output_tokens
+                    ),
+                    is_error: true,
+                }
+            } else if !arguments.is_object() {
                 let shown: String = arguments.to_string().chars().take(200).collect();
                 tools::ToolOutput {
                     content: format!(

@@ -827,3 +827,37 @@ fn a_401_while_routing_stops_the_run_at_intake() {
         run.stderr()
     );
 }
+
+#[test]
+fn a_call_cut_off_at_the_token_limit_is_told_as_such() {
+    for_each_wire(|wire| {
+        let mut script = happy_script();
+        let mut implement = agent(vec![vec![write(
+            "lib.sh",
+            "greet() { echo \"hello, world\"; }\n",
+        )]]);
+        let cut = json!({"calls": [{"name": "write_file", "raw_arguments": "{\"path\": \"lib.sh\", \"content\": \"greet() { ec"}], "cut_off": true, "usage": {"input": 500, "output": 2048}});
+        implement.as_array_mut().unwrap().insert(0, cut);
+        script["implement"] = implement;
+        let (context, server, run) = chore_run(wire, script, Vec::new());
+        run.assert_code(0);
+        let bodies: Vec<String> = server
+            .requests()
+            .iter()
+            .map(|request| request.body.to_string())
+            .collect();
+        assert!(
+            bodies
+                .iter()
+                .any(|body| body.contains("cut off at the token limit")),
+            "{wire:?}: the model was not told it was cut off"
+        );
+        assert!(
+            !bodies
+                .iter()
+                .any(|body| body.contains("are not a JSON object")),
+            "{wire:?}"
+        );
+        assert_eq!(context.evidence()["outcome"], "done");
+    });
+}

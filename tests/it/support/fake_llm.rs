@@ -420,8 +420,10 @@ fn check_request(
     Ok(())
 }
 
-/// A script reply (`calls`, `text`, `usage`, `raw_arguments`) in the wire format.
+/// A script reply (`calls`, `text`, `usage`, `raw_arguments`, `cut_off`:
+/// stopped at the token limit) in the wire format.
 fn to_wire(wire: Wire, model: &str, reply: &Value, turn: usize) -> Value {
+    let cut_off = reply["cut_off"].as_bool().unwrap_or(false);
     let usage = (
         reply["usage"]["input"].as_u64().unwrap_or(500),
         reply["usage"]["output"].as_u64().unwrap_or(50),
@@ -444,7 +446,7 @@ fn to_wire(wire: Wire, model: &str, reply: &Value, turn: usize) -> Value {
             json!({
                 "id": format!("msg_{turn}"), "type": "message", "role": "assistant", "model": model,
                 "content": content,
-                "stop_reason": if calls.is_empty() { "end_turn" } else { "tool_use" },
+                "stop_reason": if cut_off { "max_tokens" } else if calls.is_empty() { "end_turn" } else { "tool_use" },
                 "stop_sequence": null,
                 "usage": {"input_tokens": usage.0, "output_tokens": usage.1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
             })
@@ -464,7 +466,7 @@ fn to_wire(wire: Wire, model: &str, reply: &Value, turn: usize) -> Value {
             }
             json!({
                 "id": format!("chatcmpl-{turn}"), "object": "chat.completion", "created": 1_767_225_600, "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": if tool_calls.is_empty() { "stop" } else { "tool_calls" }}],
+                "choices": [{"index": 0, "message": message, "finish_reason": if cut_off { "length" } else if tool_calls.is_empty() { "stop" } else { "tool_calls" }}],
                 "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1},
             })
         }
