@@ -669,13 +669,23 @@ pub fn write_evidence(
         .iter()
         .flat_map(|record| record.by_model.keys())
         .filter(|model| {
-            model.split_once(':').is_none_or(|(provider, name)| {
-                let reference = crate::config::ModelRef {
-                    provider: provider.into(),
-                    model: name.into(),
-                };
-                crate::llm::pricing::price(config, &reference).is_none()
-            })
+            // A server on this machine costs nothing per token: $0 is right.
+            let local = model.split_once(':').is_some_and(|(provider, _)| {
+                config.providers.get(provider).is_some_and(|settings| {
+                    settings
+                        .base_url
+                        .as_deref()
+                        .is_some_and(crate::config::is_loopback_url)
+                })
+            });
+            !local
+                && model.split_once(':').is_none_or(|(provider, name)| {
+                    let reference = crate::config::ModelRef {
+                        provider: provider.into(),
+                        model: name.into(),
+                    };
+                    crate::llm::pricing::price(config, &reference).is_none()
+                })
         })
         .cloned()
         .collect();

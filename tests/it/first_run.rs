@@ -364,3 +364,36 @@ fn config_check_reports_the_file_the_gates_and_the_keys_at_once() {
         "{stderr}"
     );
 }
+
+#[test]
+fn only_a_model_that_could_cost_money_is_flagged_unpriced() {
+    // The scripted models with their [pricing] entries removed: flagged.
+    let unpriced: String = crate::support::BASE_CONFIG
+        .split("[pricing.")
+        .next()
+        .unwrap()
+        .to_owned();
+    let context = TestContext::with_config(&unpriced);
+    context.script(&happy_script());
+    context.run_local().assert_code(0);
+    let risks = context.evidence()["risks"].to_string();
+    assert!(
+        risks.contains("No [pricing] entry for `fake:standard`"),
+        "{risks}"
+    );
+
+    // A server on this machine: $0 is the truth, not a risk.
+    let server = crate::support::fake_llm::FakeLlm::start(
+        crate::support::fake_llm::Wire::OpenAi,
+        "",
+        happy_script(),
+    );
+    let local = format!(
+        "[models]\nheavy = \"local:m\"\nstandard = \"local:m\"\nlight = \"local:m\"\n\n[providers.local]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[[gates]]\nname = \"test\"\nrun = \"sh run_tests.sh\"\n",
+        server.base_url()
+    );
+    let context = TestContext::with_config(&local);
+    context.run_local().assert_code(0);
+    let risks = context.evidence()["risks"].to_string();
+    assert!(!risks.contains("[pricing]"), "{risks}");
+}
