@@ -361,7 +361,15 @@ pub fn finalise(manifest: &mut Manifest, reason: &str) -> bool {
     let Some(next) = next_phase(manifest).filter(|next| *next != PhaseName::Publish) else {
         return false;
     };
-    if manifest.outcome != Outcome::Cancelled {
+    if manifest.outcome == Outcome::Cancelled {
+        // An interrupt's reason says how to resume; once published as it
+        // stood, the run no longer resumes: say what happened instead.
+        let was = manifest.reason.take().unwrap_or_default();
+        let was = was.split("; rerun").next().unwrap_or_default().trim();
+        manifest.reason = Some(format!(
+            "{was}; published as it stood (`--force` on a phase reopens the run)"
+        ));
+    } else {
         manifest.outcome = Outcome::Cancelled;
         manifest.reason = Some(format!(
             "the pipeline stopped before {next} could finish: {reason}"
@@ -435,7 +443,8 @@ mod tests {
     }
 
     #[test]
-    fn finalise_keeps_an_interrupts_reason_and_leaves_a_run_at_publish_alone() {
+    fn finalise_keeps_an_interrupts_reason_without_its_resume_hint_and_leaves_a_run_at_publish_alone()
+     {
         let mut manifest = Manifest::for_tests(Route::Chore);
         execute(
             &mut manifest,
@@ -446,12 +455,19 @@ mod tests {
         execute(
             &mut manifest,
             PhaseName::Plan,
-            PhaseResult::Interrupted("SIGTERM".into()),
+            PhaseResult::Interrupted(
+                "interrupted by SIGTERM during plan; rerun `baton phase plan` to resume".into(),
+            ),
             None,
         );
         assert_eq!(next_phase(&manifest), Some(PhaseName::Plan));
         assert!(finalise(&mut manifest, "cancelled"));
-        assert_eq!(manifest.reason.as_deref(), Some("SIGTERM"));
+        assert_eq!(
+            manifest.reason.as_deref(),
+            Some(
+                "interrupted by SIGTERM during plan; published as it stood (`--force` on a phase reopens the run)"
+            )
+        );
         assert_eq!(next_phase(&manifest), Some(PhaseName::Publish));
 
         let mut failed = Manifest::for_tests(Route::Chore);
