@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::sandbox::{SandboxConfig, SandboxMode};
 pub use crate::types::{Budget, Price};
 use crate::types::{ForgeKind, PhaseName, Route, Tier};
 
@@ -36,6 +37,7 @@ pub struct Config {
     pub executor: Option<ExecutorConfig>,
     pub forge: ForgeConfig,
     pub publish: PublishConfig,
+    pub sandbox: SandboxConfig,
 }
 
 /// `[forge]`: which forge and how patiently to talk to it. In CI the
@@ -528,6 +530,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "executor",
     "forge",
     "publish",
+    "sandbox",
 ];
 
 impl Config {
@@ -560,6 +563,7 @@ impl Config {
                 "pricing" => section(key, value, &mut issues, &mut config.pricing),
                 "review" => section(key, value, &mut issues, &mut config.review),
                 "executor" => section(key, value, &mut issues, &mut config.executor),
+                "sandbox" => section(key, value, &mut issues, &mut config.sandbox),
                 _ => issues.push(unknown_key(key, TOP_LEVEL_KEYS)),
             }
         }
@@ -1062,6 +1066,16 @@ fn section_keys(name: &str) -> Option<&'static [&'static str]> {
         "publish" => &["base", "reviewers", "unfinished"],
         "sweep" => &["max_runs"],
         "agent" => &["max_turns", "command_timeout_s", "output_limit_bytes"],
+        "sandbox" => &[
+            "mode",
+            "writable",
+            "network_for_agent",
+            "network_for_gates",
+            "cpu_seconds",
+            "address_space_mb",
+            "processes",
+            "file_size_mb",
+        ],
         _ => return None,
     })
 }

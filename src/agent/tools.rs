@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::command;
 use crate::llm::ToolSpec;
+use crate::sandbox::Sandbox;
 
 /// Directories the listing and search tools do not descend into.
 const SKIPPED_DIRECTORIES: &[&str] = &[".git", "target", "node_modules", ".baton"];
@@ -28,6 +29,8 @@ pub struct Workspace {
     /// When set, `write_file` and `edit_file` may only touch paths these
     /// globs match (the tests phase writes tests, nothing else).
     writable: Option<(globset::GlobSet, Vec<String>)>,
+    /// What confines the `run` tool's commands.
+    sandbox: Sandbox,
 }
 
 /// What a tool call produced: text for the model, and whether it is an error.
@@ -67,7 +70,15 @@ impl Workspace {
             output_limit,
             environment,
             writable: None,
+            sandbox: Sandbox::unconfined(),
         })
+    }
+
+    /// Runs the `run` tool's commands in `sandbox`.
+    #[must_use]
+    pub fn sandboxed(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = sandbox;
+        self
     }
 
     /// Confines writes to paths `matcher` matches (`globs`, for messages).
@@ -286,6 +297,7 @@ impl Workspace {
             self.command_timeout,
             self.output_limit,
             &self.environment,
+            &self.sandbox,
         )
         .await
         {

@@ -131,6 +131,8 @@ pub fn render_markdown(evidence: &Evidence) -> String {
         );
     }
 
+    write_sandbox(&mut out, evidence);
+
     let _ = writeln!(out, "\n### Cost\n");
     let _ = writeln!(
         out,
@@ -293,6 +295,26 @@ pub fn render_markdown(evidence: &Evidence) -> String {
     );
     let _ = writeln!(out, "\n### Rollback\n\n{}", evidence.rollback);
     out
+}
+
+/// The Sandbox section: one line per distinct confinement, with the phases
+/// it applied to.
+fn write_sandbox(out: &mut String, evidence: &Evidence) {
+    if evidence.sandbox.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n### Sandbox\n");
+    let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
+    for entry in &evidence.sandbox {
+        match grouped.iter_mut().find(|(line, _)| *line == entry.line) {
+            Some((_, phases)) => phases.push(&entry.phase),
+            None => grouped.push((&entry.line, vec![&entry.phase])),
+        }
+    }
+    for (line, phases) in grouped {
+        let phases: Vec<String> = phases.iter().map(|phase| format!("`{phase}`")).collect();
+        let _ = writeln!(out, "- Sandbox, {}: {line}", phases.join(", "));
+    }
 }
 
 fn write_list(out: &mut String, items: &[String], empty: &str) {

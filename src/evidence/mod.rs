@@ -40,6 +40,9 @@ pub struct Evidence {
     pub gates: Vec<GateEvidence>,
     pub tests_first: TestsFirst,
     pub scope: ScopeEvidence,
+    /// What confined the commands each phase ran (`[sandbox]`).
+    #[serde(default)]
+    pub sandbox: Vec<SandboxEvidence>,
     pub budget: BudgetEvidence,
     pub attempts: BTreeMap<String, u32>,
     pub validator: Vec<ValidatorEvidence>,
@@ -87,6 +90,14 @@ pub struct ScopeEvidence {
     pub violations: Vec<Violation>,
     pub outside_plan: Vec<String>,
     pub needs_approval: Vec<String>,
+}
+
+/// One phase's sandbox: what was confined, which kernel features were
+/// found, what was not available.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxEvidence {
+    pub phase: String,
+    pub line: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +242,7 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
             outside_plan: input.policy.outside_plan.clone(),
             needs_approval: input.policy.needs_approval.clone(),
         },
+        sandbox: sandbox_evidence(manifest),
         budget: BudgetEvidence {
             tokens_in: spent.tokens_in,
             tokens_out: spent.tokens_out,
@@ -258,6 +270,24 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
         needs_human,
         ..evidence_without_judgement
     }
+}
+
+/// Every phase execution's sandbox lines, a line repeated by the same
+/// phase (verify after each repair) shown once.
+fn sandbox_evidence(manifest: &Manifest) -> Vec<SandboxEvidence> {
+    let mut lines: Vec<SandboxEvidence> = Vec::new();
+    for record in &manifest.phases {
+        for line in &record.sandbox {
+            let entry = SandboxEvidence {
+                phase: record.name.to_string(),
+                line: line.clone(),
+            };
+            if !lines.contains(&entry) {
+                lines.push(entry);
+            }
+        }
+    }
+    lines
 }
 
 fn gate_evidence(input: &EvidenceInput<'_>) -> Vec<GateEvidence> {

@@ -11,6 +11,7 @@ use crate::pipeline::{self, PhaseResult};
 use crate::records::{GateResult, TestsRecord, VerifyRecord, VerifyRound};
 use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::sha256_hex;
+use crate::sandbox::Use;
 use crate::settings::env;
 use crate::types::Outcome;
 
@@ -29,11 +30,12 @@ pub enum GateRun {
 
 /// Runs the configured gates in `tree`; returns each result with its full log.
 pub async fn run_gates(
-    context: &Context<'_>,
+    context: &mut Context<'_>,
     tree: &WorkTree,
     purpose: GateRun,
 ) -> anyhow::Result<Vec<(GateResult, String)>> {
     let environment = scrubbed_environment(&context.settings.key_variables);
+    let (sandbox, _) = context.sandbox(Use::Gates, tree.path()).await?;
     let mut results = Vec::new();
     let gates: Vec<&Gate> = context.config().gates.iter().collect();
     for gate in gates {
@@ -43,6 +45,7 @@ pub async fn run_gates(
             Duration::from_secs(gate.timeout_s),
             GATE_LOG_LIMIT,
             &environment,
+            &sandbox,
         )
         .await?;
         let result = GateResult {
