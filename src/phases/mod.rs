@@ -96,7 +96,13 @@ impl<'s> Context<'s> {
         tree: &Path,
     ) -> anyhow::Result<(sandbox::Sandbox, sandbox::Report)> {
         let sandbox = sandbox::Sandbox::new(&self.config().sandbox, purpose, tree)?;
-        let report = sandbox.probe().await;
+        let mut report = sandbox.probe().await;
+        if sandbox.is_confined()
+            && let Some(feature) =
+                crate::settings::env::get(crate::settings::env::BATON_SANDBOX_SIMULATE_MISSING)
+        {
+            report.missing.push(format!("{feature} (simulated)"));
+        }
         let line = sandbox.line(&report);
         let lines = &mut self.record().sandbox;
         if !lines.contains(&line) {

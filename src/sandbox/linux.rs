@@ -33,6 +33,9 @@ pub fn confine(policy: &Policy) -> Report {
             }
         }
     };
+    if let Err(error) = drop_introspection() {
+        missing.push(format!("dropping CAP_SYS_PTRACE ({error})"));
+    }
     let (landlock_abi, landlock_tcp) = match restrict_filesystem(policy) {
         Ok(applied) => applied,
         Err(reason) => {
@@ -47,6 +50,39 @@ pub fn confine(policy: &Policy) -> Report {
         limits_set,
         missing,
     }
+}
+
+/// The capabilities that let a process read another's `/proc/<pid>/environ`
+/// and memory past its being non-dumpable: CAP_SYS_PTRACE, and, for
+/// reading (perf's path into `ptrace_may_access`), CAP_PERFMON and
+/// CAP_SYS_ADMIN. Found on this kernel by dropping one at a time.
+const INTROSPECTION: [caps::Capability; 3] = [
+    caps::Capability::CAP_SYS_PTRACE,
+    caps::Capability::CAP_PERFMON,
+    caps::Capability::CAP_SYS_ADMIN,
+];
+
+/// baton is not dumpable, so only [`INTROSPECTION`] lets a process read
+/// its environment (the model key) or memory: a command run by root loses
+/// them, from every set and the bounding set first, so exec cannot give
+/// them back.
+fn drop_introspection() -> Result<(), caps::errors::CapsError> {
+    use caps::CapSet;
+    for capability in INTROSPECTION {
+        if !caps::has_cap(None, CapSet::Permitted, capability)? {
+            continue;
+        }
+        for set in [
+            CapSet::Bounding,
+            CapSet::Ambient,
+            CapSet::Inheritable,
+            CapSet::Effective,
+            CapSet::Permitted,
+        ] {
+            caps::drop(None, set, capability)?;
+        }
+    }
+    Ok(())
 }
 
 /// `socket(AF_INET | AF_INET6 | AF_PACKET, …)` fails with EACCES; Unix

@@ -403,7 +403,8 @@ pub fn limit_note(
         )),
         _ if limits.processes > 0
             && exit_code != Some(0)
-            && output.contains("Resource temporarily unavailable") =>
+            && (output.contains("Resource temporarily unavailable")
+                || output.contains("Cannot fork")) =>
         {
             Some(format!(
                 "[baton: a process could not start: the process limit ({}, [sandbox] processes) was reached]",
