@@ -1136,6 +1136,25 @@ pub fn is_loopback_url(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn the_sandbox_section_is_strict_and_defaults_to_best_effort() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.sandbox.mode, SandboxMode::BestEffort);
+        assert!(!config.sandbox.network_for_agent && config.sandbox.network_for_gates);
+        let config = Config::parse(
+            "[sandbox]\nmode = \"enforce\"\nwritable = [\"~/.cargo/registry\"]\nnetwork_for_agent = true\nfile_size_mb = 0\n",
+        )
+        .unwrap();
+        assert_eq!(config.sandbox.mode, SandboxMode::Enforce);
+        assert_eq!(config.sandbox.writable, ["~/.cargo/registry"]);
+        assert_eq!(config.sandbox.limits().file_size_mb, 0);
+        let issues = Config::parse("[sandbox]\nmod = \"off\"\n").unwrap_err();
+        assert_eq!(issues[0].key, "sandbox.mod");
+        assert!(issues[0].message.contains("`mode`"), "{issues:?}");
+        let issues = Config::parse("[sandbox]\nmode = \"strict\"\n").unwrap_err();
+        assert_eq!(issues[0].key, "sandbox.mode");
+    }
+
+    #[test]
     fn loopback_urls() {
         for url in [
             "http://127.0.0.1:8080/v1",

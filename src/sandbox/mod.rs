@@ -489,7 +489,7 @@ fn confine(policy: &Policy) -> Report {
     let limits_set = set_limits(&policy.limits, &mut missing);
     Report {
         landlock_abi: None,
-        network_confined: policy.network,
+        network_confined: false,
         landlock_tcp: false,
         limits_set,
         missing,
