@@ -519,9 +519,12 @@ fn set_limits(limits: &Limits, missing: &mut Vec<String>) -> bool {
         if value == 0 {
             continue;
         }
+        // At the CPU hard limit the kernel sends SIGKILL, at the soft one
+        // SIGXCPU: a few seconds between them let the stop be named.
+        let grace = if name == "RLIMIT_CPU" { 5 } else { 0 };
         let result = resource.get().and_then(|(soft, hard)| {
-            let hard = hard.min(value);
-            resource.set(soft.min(hard), hard)
+            let hard = hard.min(value.saturating_add(grace));
+            resource.set(soft.min(value).min(hard), hard)
         });
         if result.is_err() {
             missing.push(name.into());

@@ -168,14 +168,19 @@ fn an_agent_command_reads_nothing_of_batons_environment() {
 }
 
 #[test]
-fn a_huge_write_is_stopped_by_the_file_size_limit_and_reported() {
-    let context = TestContext::new("[sandbox]\nfile_size_mb = 8\n");
+fn a_huge_write_and_a_busy_loop_are_stopped_by_the_limits_and_reported() {
+    let context = TestContext::new("[sandbox]\nfile_size_mb = 8\ncpu_seconds = 1\n");
     let transcript = implement_runs(
         &context,
         &[
             "head -c 10000000000 /dev/zero > big.bin",
             "ls -l big.bin; rm -f big.bin",
+            "while :; do :; done",
         ],
+    );
+    assert!(
+        transcript.contains("stopped by the CPU-time limit (1 s"),
+        "{transcript}"
     );
     assert!(
         transcript.contains("stopped by the file-size limit (8 MiB"),
