@@ -35,7 +35,12 @@ pub async fn run_gates(
     purpose: GateRun,
 ) -> anyhow::Result<Vec<(GateResult, String)>> {
     let environment = scrubbed_environment(&context.settings.key_variables);
-    let (sandbox, _) = context.sandbox(Use::Gates, tree.path()).await?;
+    let (sandbox, report) = context.sandbox(Use::Gates, tree.path()).await?;
+    // `enforce`: no gate runs half-confined (each would fail at its
+    // wrapper, and the failure would send the run to repair).
+    if let Some(reason) = context.sandbox_refusal(&report) {
+        return Err(crate::bad_input!("gates cannot run: {reason}"));
+    }
     let mut results = Vec::new();
     let gates: Vec<&Gate> = context.config().gates.iter().collect();
     for gate in gates {

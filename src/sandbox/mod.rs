@@ -190,9 +190,7 @@ impl Sandbox {
         if !self.is_confined() {
             return Ok(("sh".into(), vec!["-c".into(), command.into()]));
         }
-        let shell = path
-            .into_iter()
-            .flat_map(std::env::split_paths)
+        let shell = std::env::split_paths(path.unwrap_or("/usr/bin:/bin"))
             .map(|directory| directory.join("sh"))
             .find(|candidate| candidate.is_file())
             .ok_or_else(|| {

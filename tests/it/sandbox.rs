@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{BATON, TestContext, agent, call, happy_script, write};
+use crate::support::{BATON, Run, TestContext, agent, call, happy_script, write};
 
 const FIXED: &str = "greet() { echo \"hello, world\"; }\n";
 
@@ -284,6 +284,29 @@ fn enforce_without_kernel_support_is_refused_before_any_model_request() {
     let sent = std::fs::read_dir(&transcripts).map_or(0, Iterator::count);
     assert_eq!(sent, 0, "a model was asked before the refusal");
     assert_eq!(context.manifest()["phases"][0]["tokens_in"], 0);
+}
+
+#[test]
+fn enforce_runs_no_gate_where_the_kernel_cannot_confine_it() {
+    if !(has_landlock() && has_seccomp()) {
+        return;
+    }
+    let context = TestContext::new("[sandbox]\nmode = \"enforce\"\n");
+    context.script(&happy_script());
+    context.intake(&["--route", "chore"]).assert_code(0);
+    context.phase("plan").assert_code(0);
+    context.phase("implement").assert_code(0);
+    let run_dir = context.run_dir.to_str().unwrap();
+    let mut command = context.command(&["phase", "verify", "--run-dir", run_dir]);
+    command.env("BATON_SANDBOX_SIMULATE_MISSING", "Landlock");
+    let run = Run(command.output().unwrap());
+    run.assert_code(2);
+    assert!(
+        run.stderr().contains("gates cannot run"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!context.run_dir.join("gates").exists(), "a gate ran");
 }
 
 #[test]
