@@ -103,9 +103,7 @@ pub async fn run(
         .current_dir(cwd)
         .env_clear()
         .envs(environment.iter().map(|(name, value)| (name, value)));
-    if let Some(temporary) = sandbox.temporary_directory() {
-        spawned.env("TMPDIR", temporary);
-    }
+    spawned.envs(sandbox.variables(environment));
     let mut child = spawned
         .stdin(Stdio::null())
         .stdout(Stdio::from(capture.try_clone()?))

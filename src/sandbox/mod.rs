@@ -178,6 +178,36 @@ impl Sandbox {
         self.temporary.as_deref().map(tempfile::TempDir::path)
     }
 
+    /// Variables a confined command gets on top of its environment:
+    /// `TMPDIR`, the run's temp dir; and, when the user's cache directory
+    /// is not writable, `XDG_CACHE_HOME` inside it, so that tools that keep
+    /// a build cache there (`go`, `pip`) work, starting cold.
+    /// `environment` is the command's own.
+    pub fn variables(&self, environment: &[(String, String)]) -> Vec<(String, PathBuf)> {
+        let Some(temporary) = self.temporary_directory() else {
+            return Vec::new();
+        };
+        let mut variables = vec![("TMPDIR".to_owned(), temporary.to_path_buf())];
+        let value = |name: &str| {
+            environment
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| PathBuf::from(value))
+        };
+        let cache =
+            value("XDG_CACHE_HOME").or_else(|| value("HOME").map(|home| home.join(".cache")));
+        let writable = |path: &Path| {
+            self.policy
+                .writable
+                .iter()
+                .any(|root| path.starts_with(root))
+        };
+        if cache.is_none_or(|cache| !writable(&cache)) {
+            variables.push(("XDG_CACHE_HOME".to_owned(), temporary.join("cache")));
+        }
+        variables
+    }
+
     /// The program and arguments that run `sh -c command`, wrapped or not.
     /// `path` is the command's `PATH`: a wrapped `sh` is looked up there
     /// first, so that a missing shell is baton's error (the command could
@@ -566,6 +596,32 @@ mod tests {
         );
         assert_eq!(limit_note(Some(1), None, "", limits), None);
         assert_eq!(limit_note(Some(153), None, "", Limits::default()), None);
+    }
+
+    #[test]
+    fn a_cache_that_is_not_writable_moves_into_the_temp_dir() {
+        let tree = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::new(&SandboxConfig::default(), Use::Gates, tree.path()).unwrap();
+        let temporary = sandbox.temporary_directory().unwrap().to_path_buf();
+        let home = vec![("HOME".to_owned(), "/home/u".to_owned())];
+        assert_eq!(
+            sandbox.variables(&home),
+            [
+                ("TMPDIR".to_owned(), temporary.clone()),
+                ("XDG_CACHE_HOME".to_owned(), temporary.join("cache")),
+            ]
+        );
+        let config = SandboxConfig {
+            writable: vec!["/home/u/.cache".into()],
+            ..SandboxConfig::default()
+        };
+        let sandbox = Sandbox::new(&config, Use::Gates, tree.path()).unwrap();
+        assert_eq!(
+            sandbox.variables(&home).len(),
+            1,
+            "the cache stays where it is"
+        );
+        assert!(Sandbox::unconfined().variables(&home).is_empty());
     }
 
     #[test]
