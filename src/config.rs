@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::sandbox::{SandboxConfig, SandboxMode};
 pub use crate::types::{Budget, Price};
 use crate::types::{ForgeKind, PhaseName, Route, Tier};
 
@@ -37,6 +38,7 @@ pub struct Config {
     pub executor: Option<ExecutorConfig>,
     pub forge: ForgeConfig,
     pub publish: PublishConfig,
+    pub sandbox: SandboxConfig,
 }
 
 /// `[forge]`: which forge and how patiently to talk to it. In CI the
@@ -529,6 +531,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "executor",
     "forge",
     "publish",
+    "sandbox",
 ];
 
 impl Config {
@@ -572,6 +575,7 @@ impl Config {
                 "pricing" => section(key, value, &mut issues, &mut config.pricing),
                 "review" => section(key, value, &mut issues, &mut config.review),
                 "executor" => section(key, value, &mut issues, &mut config.executor),
+                "sandbox" => section(key, value, &mut issues, &mut config.sandbox),
                 _ => issues.push(unknown_key(key, TOP_LEVEL_KEYS)),
             }
         }
@@ -1212,6 +1216,16 @@ fn section_keys(name: &str) -> Option<&'static [&'static str]> {
         "publish" => &["base", "reviewers", "unfinished"],
         "sweep" => &["max_runs"],
         "agent" => &["max_turns", "command_timeout_s", "output_limit_bytes"],
+        "sandbox" => &[
+            "mode",
+            "writable",
+            "network_for_agent",
+            "network_for_gates",
+            "cpu_seconds",
+            "address_space_mb",
+            "processes",
+            "file_size_mb",
+        ],
         _ => return None,
     })
 }
@@ -1289,6 +1303,25 @@ pub fn is_loopback_url(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_sandbox_section_is_strict_and_defaults_to_best_effort() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.sandbox.mode, SandboxMode::BestEffort);
+        assert!(!config.sandbox.network_for_agent && config.sandbox.network_for_gates);
+        let config = Config::parse(
+            "[sandbox]\nmode = \"enforce\"\nwritable = [\"~/.cargo/registry\"]\nnetwork_for_agent = true\nfile_size_mb = 0\n",
+        )
+        .unwrap();
+        assert_eq!(config.sandbox.mode, SandboxMode::Enforce);
+        assert_eq!(config.sandbox.writable, ["~/.cargo/registry"]);
+        assert_eq!(config.sandbox.limits().file_size_mb, 0);
+        let issues = Config::parse("[sandbox]\nmod = \"off\"\n").unwrap_err();
+        assert_eq!(issues[0].key, "sandbox.mod");
+        assert!(issues[0].message.contains("`mode`"), "{issues:?}");
+        let issues = Config::parse("[sandbox]\nmode = \"strict\"\n").unwrap_err();
+        assert_eq!(issues[0].key, "sandbox.mode");
+    }
+
     #[test]
     fn loopback_urls() {
         for url in [

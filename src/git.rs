@@ -201,24 +201,34 @@ impl Source {
         Ok(tree)
     }
 
-    /// A clean work tree at `sha` with `patch` applied.
+    /// A clean work tree at `sha` with `patch` applied. Its git directory
+    /// lives beside it, not in it (the tree's `.git` is a link file): the
+    /// sandbox lets commands write the tree and nothing else, so the agent
+    /// reads the repository but cannot rewrite its index, config or hooks.
     pub fn work_tree(&self, sha: &str, patch: &str) -> anyhow::Result<WorkTree> {
         let commit = self.commit(sha)?;
         let directory = tempfile::Builder::new().prefix("baton-work-").tempdir()?;
-        let repository = Repository::init(directory.path())?;
+        let git_directory = tempfile::Builder::new().prefix("baton-git-").tempdir()?;
+        let repository = Repository::init_opts(
+            git_directory.path(),
+            git2::RepositoryInitOptions::new()
+                .bare(false)
+                .no_dotgit_dir(true)
+                .workdir_path(directory.path()),
+        )?;
         let objects = self.repository.commondir().join("objects");
-        let alternates = directory.path().join(".git/objects/info/alternates");
+        let alternates = git_directory.path().join("objects/info/alternates");
         std::fs::write(&alternates, format!("{}\n", objects.display()))
             .with_context(|| format!("cannot write {}", alternates.display()))?;
         let repository = {
             drop(repository);
-            Repository::open(directory.path())?
+            Repository::open(git_directory.path())?
         };
         repository.set_head_detached(commit.id())?;
         repository.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
         let base = commit.tree_id();
         let tree = WorkTree {
-            directory: Location::Temporary(directory),
+            directory: Location::Temporary(directory, git_directory),
             repository,
             base,
             commit: commit.id(),
@@ -235,7 +245,11 @@ impl Source {
 /// dropped, or the checkout itself (a CI job's workspace, thrown away with
 /// the job).
 enum Location {
-    Temporary(tempfile::TempDir),
+    /// The tree, and its git directory (kept only to be removed with it).
+    Temporary(
+        tempfile::TempDir,
+        #[expect(dead_code, reason = "removed on drop")] tempfile::TempDir,
+    ),
     InPlace(PathBuf),
 }
 
@@ -309,7 +323,7 @@ fn is_build_output(path: &str) -> bool {
 impl WorkTree {
     pub fn path(&self) -> &Path {
         match &self.directory {
-            Location::Temporary(directory) => directory.path(),
+            Location::Temporary(directory, _) => directory.path(),
             Location::InPlace(path) => path,
         }
     }
@@ -518,6 +532,10 @@ mod tests {
         let base = source.head_sha().unwrap();
 
         let tree = source.work_tree(&base, "").unwrap();
+        // The git directory is outside the tree (the sandbox keeps it read-only).
+        let link = std::fs::read_to_string(tree.path().join(".git")).unwrap();
+        assert!(link.starts_with("gitdir: "), "{link}");
+        assert!(!Path::new(link["gitdir: ".len()..].trim()).starts_with(tree.path()));
         std::fs::write(tree.path().join("a.txt"), "one\nTWO\n").unwrap();
         std::fs::write(tree.path().join("new.txt"), "hello\n").unwrap();
         std::fs::remove_file(tree.path().join("gone.txt")).unwrap();

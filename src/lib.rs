@@ -23,6 +23,7 @@ pub mod policy;
 pub mod records;
 pub mod report;
 pub mod run_dir;
+pub mod sandbox;
 pub mod secrets;
 pub mod settings;
 pub mod trigger;

@@ -36,6 +36,10 @@ pub mod env {
     pub const CI: &str = "CI";
     /// `true` on a GitHub Actions runner (and on Forgejo's, which mirrors it).
     pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+    /// For tests of `[sandbox] mode = "enforce"`: a kernel feature to report
+    /// as missing (e.g. `Landlock`). It only adds to what is reported
+    /// missing; the confinement itself is applied as always.
+    pub const BATON_SANDBOX_SIMULATE_MISSING: &str = "BATON_SANDBOX_SIMULATE_MISSING";
 
     /// Whether baton runs in CI, where a config outside the repository is refused.
     pub fn in_ci() -> bool {

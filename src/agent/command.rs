@@ -1,6 +1,7 @@
 //! Running a shell command for the agent's `run` tool and for gates: a
 //! timeout that kills the whole process group, merged output capped with a
-//! visible marker, and an environment scrubbed of every token and key.
+//! visible marker, an environment scrubbed of every token and key, and the
+//! sandbox (`crate::sandbox`) around it.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::sandbox::{self, Sandbox};
 use crate::secrets::is_secret_name;
 
 #[derive(Debug, Clone)]
@@ -74,24 +76,35 @@ pub fn scrubbed_environment(also_remove: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Runs `sh -c command` in `cwd`. Output beyond `limit` bytes keeps its head
-/// and its tail (where errors usually are) around a marker.
+/// Runs `sh -c command` in `cwd`, confined by `sandbox`. Output beyond
+/// `limit` bytes keeps its head and its tail (where errors usually are)
+/// around a marker.
 pub async fn run(
     command: &str,
     cwd: &Path,
     timeout: Duration,
     limit: usize,
     environment: &[(String, String)],
+    sandbox: &Sandbox,
 ) -> anyhow::Result<CommandOutput> {
     let capture = tempfile::tempfile().context("cannot create a file for command output")?;
     let stderr = capture.try_clone()?;
     let started = Instant::now();
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
+    let path = environment
+        .iter()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| value.as_str());
+    let (program, arguments) = sandbox
+        .command_line(command, path)
+        .with_context(|| format!("cannot start `sh -c {command}` in {}", cwd.display()))?;
+    let mut spawned = tokio::process::Command::new(program);
+    spawned
+        .args(arguments)
         .current_dir(cwd)
         .env_clear()
-        .envs(environment.iter().map(|(name, value)| (name, value)))
+        .envs(environment.iter().map(|(name, value)| (name, value)));
+    spawned.envs(sandbox.variables(environment));
+    let mut child = spawned
         .stdin(Stdio::null())
         .stdout(Stdio::from(capture.try_clone()?))
         .stderr(Stdio::from(stderr))
@@ -102,15 +115,20 @@ pub async fn run(
     // Dropped on every way out of this function, the cancelled future's
     // included (SIGINT, SIGTERM): a gate's children never outlive it.
     let _group = child.id().map(ProcessGroup);
-    let (exit_code, timed_out) =
+    let (exit_code, signal, timed_out) =
         if let Ok(status) = tokio::time::timeout(timeout, child.wait()).await {
-            (status?.code(), false)
+            let status = status?;
+            (
+                status.code(),
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                false,
+            )
         } else {
             if let Some(pid) = child.id() {
                 kill_group(pid);
             }
             let _ = child.kill().await;
-            (None, true)
+            (None, None, true)
         };
     let duration_s = started.elapsed().as_secs_f64();
     let raw = read_capped(capture, limit)?;
@@ -123,6 +141,8 @@ pub async fn run(
             "\n[baton: killed after {} s timeout]\n",
             timeout.as_secs()
         ));
+    } else if let Some(note) = sandbox::limit_note(exit_code, signal, &output, sandbox.limits()) {
+        output.push_str(&format!("\n{note}\n"));
     }
     Ok(CommandOutput {
         exit_code,
@@ -231,6 +251,7 @@ mod tests {
                 Duration::from_secs(10),
                 1000,
                 &scrubbed_environment(&[]),
+                &Sandbox::unconfined(),
             ))
             .unwrap();
         assert_eq!(output.exit_code, Some(3));
@@ -248,6 +269,7 @@ mod tests {
                 Duration::from_millis(200),
                 1000,
                 &environment,
+                &Sandbox::unconfined(),
             ))
             .unwrap();
         assert!(output.timed_out && !output.succeeded());
@@ -258,6 +280,7 @@ mod tests {
                 Duration::from_secs(10),
                 400,
                 &environment,
+                &Sandbox::unconfined(),
             ))
             .unwrap();
         assert!(output.output.contains("bytes trimmed by baton"));
@@ -271,6 +294,7 @@ mod tests {
         let command = format!("sh -c 'echo $$ > {}; sleep 30' & wait", marker.display());
         let runtime = runtime();
         let environment = scrubbed_environment(&[]);
+        let unconfined = Sandbox::unconfined();
         runtime.block_on(async {
             let running = run(
                 &command,
@@ -278,6 +302,7 @@ mod tests {
                 Duration::from_secs(60),
                 1000,
                 &environment,
+                &unconfined,
             );
             // Cancel it the way an interrupt does: drop the future.
             let _ = tokio::time::timeout(Duration::from_millis(500), running).await;

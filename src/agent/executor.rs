@@ -56,6 +56,7 @@ pub async fn run(
     tree: &Path,
     prompt: &str,
     secret_variables: &[String],
+    sandbox: &crate::sandbox::Sandbox,
 ) -> anyhow::Result<(String, CommandOutput)> {
     // Outside the work tree, so the prompt never becomes part of the diff.
     let mut prompt_file = tempfile::Builder::new()
@@ -84,6 +85,7 @@ pub async fn run(
         Duration::from_secs(config.timeout_s),
         OUTPUT_LIMIT,
         &environment,
+        sandbox,
     )
     .await?;
     Ok((command_line, output))

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::command;
 use crate::llm::ToolSpec;
+use crate::sandbox::Sandbox;
 
 /// Directories the listing and search tools do not descend into.
 const SKIPPED_DIRECTORIES: &[&str] = &[".git", "target", "node_modules", ".baton"];
@@ -33,6 +34,8 @@ pub struct Workspace {
     /// Files written through `write_file` and `edit_file`: the change.
     /// New files that only commands produced (a build's output) are not.
     written: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// What confines the `run` tool's commands.
+    sandbox: Sandbox,
 }
 
 /// What a tool call produced: text for the model, and whether it is an error.
@@ -74,7 +77,15 @@ impl Workspace {
             writable: None,
             forbidden: None,
             written: std::sync::Mutex::default(),
+            sandbox: Sandbox::unconfined(),
         })
+    }
+
+    /// Runs the `run` tool's commands in `sandbox`.
+    #[must_use]
+    pub fn sandboxed(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = sandbox;
+        self
     }
 
     /// Confines writes to paths `matcher` matches (`globs`, for messages).
@@ -335,6 +346,7 @@ impl Workspace {
             self.command_timeout,
             self.output_limit,
             &self.environment,
+            &self.sandbox,
         )
         .await
         {

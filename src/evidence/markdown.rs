@@ -21,6 +21,7 @@ pub fn render_markdown(evidence: &Evidence) -> String {
     checks(&mut out, evidence);
     tests_first(&mut out, evidence);
     scope(&mut out, evidence);
+    sandbox(&mut out, evidence);
     let _ = writeln!(out, "\n### Needs a human\n");
     write_list(
         &mut out,
@@ -341,6 +342,26 @@ fn scope(out: &mut String, evidence: &Evidence) {
             "\nNeeds approval: {}",
             code_list(&evidence.scope.needs_approval)
         );
+    }
+}
+
+/// The Sandbox section: one line per distinct confinement, with the phases
+/// it applied to.
+fn sandbox(out: &mut String, evidence: &Evidence) {
+    if evidence.sandbox.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n### Sandbox\n");
+    let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
+    for entry in &evidence.sandbox {
+        match grouped.iter_mut().find(|(line, _)| *line == entry.line) {
+            Some((_, phases)) => phases.push(&entry.phase),
+            None => grouped.push((&entry.line, vec![&entry.phase])),
+        }
+    }
+    for (line, phases) in grouped {
+        let phases: Vec<String> = phases.iter().map(|phase| format!("`{phase}`")).collect();
+        let _ = writeln!(out, "- Sandbox, {}: {}", phases.join(", "), one_line(line));
     }
 }
 

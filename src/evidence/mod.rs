@@ -59,6 +59,9 @@ pub struct Evidence {
     pub gates: Vec<GateEvidence>,
     pub tests_first: TestsFirst,
     pub scope: ScopeEvidence,
+    /// What confined the commands each phase ran (`[sandbox]`).
+    #[serde(default)]
+    pub sandbox: Vec<SandboxEvidence>,
     pub budget: BudgetEvidence,
     pub attempts: BTreeMap<String, u32>,
     pub validator: Vec<ValidatorEvidence>,
@@ -129,6 +132,14 @@ pub struct ScopeEvidence {
     pub violations: Vec<Violation>,
     pub outside_plan: Vec<String>,
     pub needs_approval: Vec<String>,
+}
+
+/// One phase's sandbox: what was confined, which kernel features were
+/// found, what was not available.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxEvidence {
+    pub phase: String,
+    pub line: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -285,6 +296,7 @@ pub fn build(input: &EvidenceInput<'_>) -> Evidence {
             outside_plan: input.policy.outside_plan.clone(),
             needs_approval: input.policy.needs_approval.clone(),
         },
+        sandbox: sandbox_evidence(manifest),
         budget: BudgetEvidence {
             tokens_in: spent.tokens_in,
             tokens_out: spent.tokens_out,
@@ -406,6 +418,24 @@ fn left_out(manifest: &Manifest) -> (Vec<String>, usize) {
         })
         .map(|record| (record.left_out.clone(), record.left_out_count))
         .unwrap_or_default()
+}
+
+/// Every phase execution's sandbox lines, a line repeated by the same
+/// phase (verify after each repair) shown once.
+fn sandbox_evidence(manifest: &Manifest) -> Vec<SandboxEvidence> {
+    let mut lines: Vec<SandboxEvidence> = Vec::new();
+    for record in &manifest.phases {
+        for line in &record.sandbox {
+            let entry = SandboxEvidence {
+                phase: record.name.to_string(),
+                line: line.clone(),
+            };
+            if !lines.contains(&entry) {
+                lines.push(entry);
+            }
+        }
+    }
+    lines
 }
 
 fn gate_evidence(input: &EvidenceInput<'_>) -> Vec<GateEvidence> {

@@ -145,6 +145,17 @@ pub fn routing_model(context: &Context<'_>) -> Option<String> {
 
 /// Intake's work once the run exists: ask the model for the route if needed.
 pub async fn route(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
+    // `enforce` on a kernel that cannot confine: refused before any model
+    // request of the run (each agent phase checks again on its own machine).
+    if context.config().sandbox.mode == crate::config::SandboxMode::Enforce {
+        let scratch = tempfile::tempdir()?;
+        let (_, report) = context
+            .sandbox(crate::sandbox::Use::Agent, scratch.path())
+            .await?;
+        if let Some(reason) = context.sandbox_refusal(&report) {
+            return Ok(PhaseResult::Stop(crate::types::Outcome::Blocked, reason));
+        }
+    }
     if context.run.manifest.route_reason == ASK_MODEL {
         let ticket: Ticket = context
             .run

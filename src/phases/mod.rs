@@ -35,6 +35,7 @@ use crate::report::Reporter;
 use crate::run_dir::RunDir;
 use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::manifest::{PhaseRecord, PhaseStatus};
+use crate::sandbox;
 use crate::settings::Settings;
 use crate::trigger::IntakeRequest;
 use crate::types::{Outcome, PhaseName, Route, Spend};
@@ -85,6 +86,42 @@ impl<'s> Context<'s> {
 
     pub fn run_id(&self) -> String {
         self.run.manifest.run_id.clone()
+    }
+
+    /// The sandbox for `purpose` in `tree`, after asking the kernel what it
+    /// confines; the line for the evidence goes into this phase's record.
+    pub async fn sandbox(
+        &mut self,
+        purpose: sandbox::Use,
+        tree: &Path,
+    ) -> anyhow::Result<(sandbox::Sandbox, sandbox::Report)> {
+        let sandbox = sandbox::Sandbox::new(&self.config().sandbox, purpose, tree)?;
+        let mut report = sandbox.probe().await;
+        if sandbox.is_confined()
+            && let Some(feature) =
+                crate::settings::env::get(crate::settings::env::BATON_SANDBOX_SIMULATE_MISSING)
+        {
+            report.missing.push(format!("{feature} (simulated)"));
+        }
+        let line = sandbox.line(&report);
+        let lines = &mut self.record().sandbox;
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+        Ok((sandbox, report))
+    }
+
+    /// With `[sandbox] mode = "enforce"`: why an agent phase must not run
+    /// (a kernel feature is missing), before any model is asked anything.
+    pub fn sandbox_refusal(&self, report: &sandbox::Report) -> Option<String> {
+        (self.config().sandbox.mode == crate::config::SandboxMode::Enforce
+            && !report.missing.is_empty())
+        .then(|| {
+            format!(
+                "[sandbox] mode = \"enforce\" and commands cannot be confined here: missing {}; run on a kernel with Landlock and seccomp, or set mode = \"best_effort\"",
+                report.missing.join(", ")
+            )
+        })
     }
 
     pub fn patch(&self) -> anyhow::Result<String> {

@@ -11,6 +11,7 @@ use crate::pipeline::{self, PhaseResult};
 use crate::records::{GateResult, TestsRecord, VerifyRecord, VerifyRound};
 use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::sha256_hex;
+use crate::sandbox::Use;
 use crate::settings::env;
 use crate::types::Outcome;
 
@@ -29,11 +30,17 @@ pub enum GateRun {
 
 /// Runs the configured gates in `tree`; returns each result with its full log.
 pub async fn run_gates(
-    context: &Context<'_>,
+    context: &mut Context<'_>,
     tree: &WorkTree,
     purpose: GateRun,
 ) -> anyhow::Result<Vec<(GateResult, String)>> {
     let environment = scrubbed_environment(&context.settings.key_variables);
+    let (sandbox, report) = context.sandbox(Use::Gates, tree.path()).await?;
+    // `enforce`: no gate runs half-confined (each would fail at its
+    // wrapper, and the failure would send the run to repair).
+    if let Some(reason) = context.sandbox_refusal(&report) {
+        return Err(crate::bad_input!("gates cannot run: {reason}"));
+    }
     let mut results = Vec::new();
     let gates: Vec<&Gate> = context.config().gates.iter().collect();
     for gate in gates {
@@ -43,6 +50,7 @@ pub async fn run_gates(
             Duration::from_secs(gate.timeout_s),
             GATE_LOG_LIMIT,
             &environment,
+            &sandbox,
         )
         .await?;
         let result = GateResult {

@@ -16,6 +16,7 @@ use crate::llm::ToolSpec;
 use crate::records::{AgentSummary, RepairRecord, RepairRound, TestsRecord, VerifyRecord};
 use crate::run_dir::artifact;
 use crate::run_dir::sha256_hex;
+use crate::sandbox::Use;
 use crate::types::{Outcome, PhaseName};
 
 fn finish_tool() -> ToolSpec {
@@ -96,10 +97,22 @@ async fn agent_session(
     tree: &WorkTree,
     prompt: String,
 ) -> anyhow::Result<AgentRun> {
-    if let Some(executor) = context.config().executor.clone()
-        && executor.phases.iter().any(|name| name == phase.as_str())
-    {
-        return run_executor(context, phase, attempt, tree, &prompt, &executor).await;
+    let executor = context
+        .config()
+        .executor
+        .clone()
+        .filter(|executor| executor.phases.iter().any(|name| name == phase.as_str()));
+    let purpose = if executor.is_some() {
+        Use::Executor
+    } else {
+        Use::Agent
+    };
+    let (sandbox, report) = context.sandbox(purpose, tree.path()).await?;
+    if let Some(reason) = context.sandbox_refusal(&report) {
+        return Ok(AgentRun::Stop(Outcome::Blocked, reason));
+    }
+    if let Some(executor) = executor {
+        return run_executor(context, phase, attempt, tree, &prompt, &executor, &sandbox).await;
     }
     let model = context.model_for(phase)?;
     let provider = match context.provider(&model) {
@@ -112,7 +125,8 @@ async fn agent_session(
         Duration::from_secs(config.agent.command_timeout_s),
         config.agent.output_limit_bytes,
         scrubbed_environment(&context.settings.key_variables),
-    )?;
+    )?
+    .sandboxed(sandbox);
     if phase == PhaseName::Tests {
         workspace = workspace.writable_only(config.test_path_matcher()?, config.test_paths());
     }
@@ -173,6 +187,7 @@ async fn run_executor(
     tree: &WorkTree,
     prompt: &str,
     executor: &crate::config::ExecutorConfig,
+    sandbox: &crate::sandbox::Sandbox,
 ) -> anyhow::Result<AgentRun> {
     let has_plan = context.run.manifest.route.contains(PhaseName::Plan);
     let system = prompts::system(
@@ -182,8 +197,14 @@ async fn run_executor(
     let full_prompt = format!("{system}\n\n{prompt}");
     let mut secret_variables = context.settings.key_variables.clone();
     secret_variables.extend(executor.key_env.clone());
-    let (command_line, output) =
-        crate::agent::executor::run(executor, tree.path(), &full_prompt, &secret_variables).await?;
+    let (command_line, output) = crate::agent::executor::run(
+        executor,
+        tree.path(),
+        &full_prompt,
+        &secret_variables,
+        sandbox,
+    )
+    .await?;
     let status = output.status(executor.timeout_s);
     let line = serde_json::json!({
         "at": crate::clock::now_rfc3339(),

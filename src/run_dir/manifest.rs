@@ -171,6 +171,10 @@ pub struct PhaseRecord {
     /// or when an unfinished execution is run again).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transcripts: Vec<String>,
+    /// What confined the commands this execution ran, one line per use
+    /// (agent commands, gates, executor): `crate::sandbox::Sandbox::line`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox: Vec<String>,
 }
 
 #[expect(
@@ -212,6 +216,7 @@ impl PhaseRecord {
             left_out: Vec::new(),
             left_out_count: 0,
             transcripts: Vec::new(),
+            sandbox: Vec::new(),
         }
     }
 

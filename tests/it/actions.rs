@@ -57,6 +57,9 @@ fn on_a_runner_verify_runs_the_gates_in_the_job_workspace() {
     let config = crate::support::BASE_CONFIG.replace(
         "run = \"sh run_tests.sh\"",
         &format!("run = \"pwd > {}; sh run_tests.sh\"", marker.display()),
+    ) + &format!(
+        "\n[sandbox]\nwritable = [\"{}\"]\n",
+        directory.path().display()
     );
     let local = TestContext::with_config(&config);
     local.script(&happy_script());

@@ -113,6 +113,24 @@ fn the_demo_ends_done_and_shows_every_mechanism_and_matches_a_phase_by_phase_run
             .iter()
             .all(|gate| gate["status"] == "passed")
     );
+    // What confined the commands: a Sandbox line for every phase that ran
+    // any (agent commands in tests, implement and repair; gates in tests
+    // and verify), in the JSON and in the pull request body.
+    let sandboxed: Vec<&str> = evidence["sandbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["phase"].as_str().unwrap())
+        .collect();
+    for phase in ["tests", "implement", "verify", "repair"] {
+        assert!(sandboxed.contains(&phase), "{phase}: {sandboxed:?}");
+    }
+    let markdown = std::fs::read_to_string(&evidence_path).unwrap();
+    assert!(markdown.contains("### Sandbox"), "{markdown}");
+    assert!(
+        markdown.contains("agent commands (best_effort): "),
+        "{markdown}"
+    );
     // Tokens and cost per phase, summing to the totals.
     let by_phase = evidence["budget"]["by_phase"].as_object().unwrap();
     for phase in [

@@ -261,6 +261,9 @@ fn slow_gate_context() -> (TestContext, PathBuf, PathBuf) {
             slow = slow.display(),
             pid = pid.display()
         ),
+    ) + &format!(
+        "\n[sandbox]\nwritable = [\"{}\"]\n",
+        directory.path().display()
     );
     let context = TestContext::with_config(&config);
     // Keep the marker directory alive as long as the context.

@@ -25,6 +25,7 @@ mod providers;
 mod routes;
 mod run_dir;
 mod safety;
+mod sandbox;
 mod stops;
 mod triggers;
 mod workflows;

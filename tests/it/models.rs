@@ -185,10 +185,11 @@ fn an_external_executor_edits_the_tree_is_verified_and_never_sees_tokens() {
     )
     .unwrap();
     let config = format!(
-        "[executor]\nkind = \"command\"\ncommand = \"sh {} {{prompt_file}} {} {}\"\nkey_env = \"FAKE_MODEL_KEY\"\ntimeout_s = 60\n",
+        "[executor]\nkind = \"command\"\ncommand = \"sh {} {{prompt_file}} {} {}\"\nkey_env = \"FAKE_MODEL_KEY\"\ntimeout_s = 60\n[sandbox]\nwritable = [\"{}\"]\n",
         script_path.display(),
         prompt_copy.display(),
-        env_dump.display()
+        env_dump.display(),
+        directory.path().display()
     );
     let context = TestContext::new(&config)
         .env("FAKE_MODEL_KEY", "model-key-0123456789")
@@ -275,8 +276,13 @@ fn plan_touchpoints_that_name_nothing_in_the_repository_are_sent_back() {
 
 #[test]
 fn a_repeated_read_or_command_is_answered_from_its_first_result() {
-    let context = TestContext::new("");
-    let log = context.path().join("ran.log");
+    // The log is outside the work tree: the sandbox must let the command write it.
+    let outside = tempfile::tempdir().unwrap();
+    let log = outside.path().join("ran.log");
+    let context = TestContext::new(&format!(
+        "[sandbox]\nwritable = [\"{}\"]\n",
+        outside.path().display()
+    ));
     let command = format!("echo ran >> {}; echo once", log.display());
     let mut script = happy_script();
     script["implement"] = agent(vec![
