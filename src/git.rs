@@ -171,6 +171,13 @@ impl Source {
         Ok(commit.to_string())
     }
 
+    /// The commit `push_branch` would push for the same arguments, made but
+    /// not pushed: an approval is bound to it before publish decides.
+    pub fn commit_for(&self, base: &str, patch: &str, message: &str) -> anyhow::Result<String> {
+        let tree = self.work_tree(base, patch)?;
+        Ok(tree.commit(message)?.to_string())
+    }
+
     /// The checkout itself at `sha` with `patch` applied: in CI, verify runs
     /// the gates in the job's workspace, so the set-up steps a team put
     /// before it (toolchains, caches, services) apply. Refused when tracked

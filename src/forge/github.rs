@@ -299,6 +299,8 @@ struct WireHead {
     #[serde(rename = "ref")]
     branch: String,
     #[serde(default)]
+    sha: String,
+    #[serde(default)]
     repo: Option<WireRepository>,
 }
 
@@ -320,6 +322,7 @@ impl From<WirePull> for PullRequest {
             title: wire.title,
             body: wire.body.unwrap_or_default(),
             head: wire.head.branch,
+            head_sha: wire.head.sha,
             head_repository: wire
                 .head
                 .repo
@@ -476,6 +479,14 @@ impl Forge for GitHub {
                 .client
                 .json(Method::Post, &path, Some(&body), false)
                 .await?;
+            Ok(wire.into())
+        })
+    }
+
+    fn pull_request(&self, number: u64) -> BoxFuture<'_, Result<PullRequest>> {
+        Box::pin(async move {
+            let path = self.repo_path(&format!("/pulls/{number}"));
+            let wire: WirePull = self.client.json(Method::Get, &path, None, true).await?;
             Ok(wire.into())
         })
     }

@@ -63,6 +63,8 @@ pub struct PullRequest {
     pub head_repository: String,
     /// GitHub's GraphQL id (draft ↔ ready goes through GraphQL).
     pub node_id: String,
+    /// The head branch's commit: what an approval is bound to.
+    pub head_sha: String,
 }
 
 /// What a pull request should look like.
@@ -176,6 +178,9 @@ pub trait Forge: Send + Sync {
         &'a self,
         spec: &'a PullRequestSpec,
     ) -> BoxFuture<'a, Result<PullRequest>>;
+
+    /// One pull request by number, open or not.
+    fn pull_request(&self, number: u64) -> BoxFuture<'_, Result<PullRequest>>;
 
     /// Title, body and draft state brought to `spec`.
     fn update_pull_request<'a>(

@@ -4,7 +4,7 @@
 //! the evidence whenever a run stops.
 
 mod deliverable;
-mod forge_sync;
+pub mod forge_sync;
 
 pub use forge_sync::authorize;
 mod intake;

@@ -13,6 +13,7 @@ use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::manifest::PullRequestRef;
 use crate::run_dir::sha256_hex;
 use crate::settings::env;
+use crate::trigger::approval::{self, Approval};
 use crate::types::{Outcome, PhaseName, ReviewVerdict, Route};
 
 /// GitHub refuses bodies over 65,536 characters; the evidence is cut first.
@@ -26,8 +27,12 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     // Publish decides `done` only from its own checks, never from what the
     // manifest (which is not hashed) says. A run another phase ended with
     // another outcome is finalised as it stands.
+    let mut awaiting = None;
     let end = match context.run.manifest.outcome {
-        Outcome::Running | Outcome::Done => judge(context, &config)?,
+        Outcome::Running | Outcome::Done => {
+            let end = judge(context, &config)?;
+            checkpoint(context, &config, end, &mut awaiting).await?
+        }
         _ => PhaseResult::Finished,
     };
     let outcome = match &end {
@@ -52,7 +57,7 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         .unwrap_or_default();
     crate::ci::step_summary(&markdown)?;
     let note = if context.run.manifest.forge.is_some() {
-        match to_forge(context, &config, outcome, &markdown).await {
+        match to_forge(context, &config, outcome, &markdown, awaiting.as_deref()).await {
             Ok(note) => note,
             Err(error) => {
                 (context.run.manifest.outcome, context.run.manifest.reason) = before;
@@ -68,6 +73,77 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     };
     context.record().note = Some(note);
     Ok(end)
+}
+
+/// The approval checkpoint (`[scope].approval`), once every other check
+/// passed: a run whose patch touches those globs is `done` only when a
+/// `/baton approve` was recorded on exactly the commit publish is about to
+/// push; otherwise it is `blocked` and its pull request stays a draft, its
+/// body naming the commit it waits for (`awaiting`).
+async fn checkpoint(
+    context: &mut Context<'_>,
+    config: &Config,
+    end: PhaseResult,
+    awaiting: &mut Option<String>,
+) -> anyhow::Result<PhaseResult> {
+    if !matches!(&end, PhaseResult::Stop(Outcome::Done, _))
+        || !context.run.manifest.route.contains(PhaseName::Verify)
+    {
+        return Ok(end);
+    }
+    let patch = context.patch()?;
+    let plan = context.plan()?;
+    let changes = crate::patch::parse(&patch);
+    let paths = super::policy_verdict(context, config, &changes, plan.as_ref()).needs_approval;
+    if paths.is_empty() {
+        return Ok(end);
+    }
+    if context.run.manifest.forge.is_none() {
+        // A local run has nobody to approve it.
+        return Ok(PhaseResult::Stop(
+            Outcome::Blocked,
+            Approval::Missing.reason(&paths),
+        ));
+    }
+    let (_, forge) = forge_sync::connect(config)?;
+    let forge = forge.as_ref();
+    let manifest = &context.run.manifest;
+    let head = context
+        .source
+        .commit_for(&manifest.base_sha, &patch, &commit_message(manifest))?;
+    let base = match &config.publish.base {
+        Some(base) => base.clone(),
+        None => forge.default_branch().await?,
+    };
+    let approved = match forge.find_pull_request(&manifest.branch, &base).await? {
+        Some(pull) => {
+            let comments = forge.issue(pull.number).await?.comments;
+            approval::last_approved(&comments).map(str::to_owned)
+        }
+        None => None,
+    };
+    let approval = Approval::of(approved.as_deref(), &head);
+    if let Approval::Valid(sha) = &approval {
+        if let Some(run) = context.run.manifest.forge.as_mut() {
+            run.approved_head = Some(sha.clone());
+        }
+        return Ok(end);
+    }
+    if let Some(run) = context.run.manifest.forge.as_mut() {
+        run.approved_head = None;
+    }
+    *awaiting = Some(head);
+    Ok(PhaseResult::Stop(Outcome::Blocked, approval.reason(&paths)))
+}
+
+/// The message of the commit publish pushes. It names the run, not the
+/// outcome: the same run's patch is always the same commit, so an approval
+/// of it survives a rerun of publish.
+fn commit_message(manifest: &crate::run_dir::manifest::Manifest) -> String {
+    format!(
+        "{} (#{})\n\nbaton run {}.",
+        manifest.issue.title, manifest.issue.number, manifest.run_id
+    )
 }
 
 /// Why the patch must not leave the run directory, whatever the outcome
@@ -98,6 +174,7 @@ async fn to_forge(
     config: &Config,
     outcome: Outcome,
     evidence: &str,
+    awaiting: Option<&str>,
 ) -> anyhow::Result<String> {
     let (settings, forge) = forge_sync::connect(config)?;
     let forge = forge.as_ref();
@@ -122,10 +199,7 @@ async fn to_forge(
     } else {
         let manifest = &context.run.manifest;
         let title = format!("{} (#{number})", manifest.issue.title);
-        let message = format!(
-            "{title}\n\nbaton run {}, outcome {outcome}.",
-            manifest.run_id
-        );
+        let message = commit_message(manifest);
         let commit = context.source.push_branch(
             &manifest.base_sha,
             &context.patch()?,
@@ -141,7 +215,13 @@ async fn to_forge(
             };
             let spec = PullRequestSpec {
                 title,
-                body: pull_request_body(number, evidence),
+                body: pull_request_body(
+                    number,
+                    awaiting
+                        .filter(|head| *head == commit)
+                        .map(approval::awaiting_marker),
+                    evidence,
+                ),
                 head: branch.clone(),
                 base,
                 draft: outcome != Outcome::Done,
@@ -189,10 +269,12 @@ async fn to_forge(
     Ok(notes.join("; "))
 }
 
-/// The PR body: the marker, then the evidence.
-fn pull_request_body(issue: u64, evidence: &str) -> String {
+/// The PR body: the marker (and the commit it waits an approval for),
+/// then the evidence.
+fn pull_request_body(issue: u64, awaiting: Option<String>, evidence: &str) -> String {
+    let awaiting = awaiting.map(|line| format!("{line}\n")).unwrap_or_default();
     format!(
-        "{}\n{}",
+        "{}\n{awaiting}{}",
         tracking::pull_request_marker(issue),
         cap(evidence)
     )
@@ -390,15 +472,6 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseResult> 
                     "the tests written first were changed after the tests phase".into(),
                 ));
             }
-        }
-        if !verdict.needs_approval.is_empty() {
-            return Ok(PhaseResult::Stop(
-                Outcome::Blocked,
-                format!(
-                    "changes to {} need `/baton approve`",
-                    verdict.needs_approval.join(", ")
-                ),
-            ));
         }
     }
     if route.contains(PhaseName::Review) {

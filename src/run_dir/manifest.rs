@@ -67,6 +67,10 @@ pub struct ForgeRun {
     /// Child issues publish filed (epic route).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<u64>,
+    /// The commit a `/baton approve` released the approval checkpoint for,
+    /// when publish found that approval valid for what it pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_head: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

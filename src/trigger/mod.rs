@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+pub mod approval;
 pub mod command;
 pub mod sweep;
 

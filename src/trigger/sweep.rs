@@ -162,6 +162,7 @@ mod tests {
             head: head.into(),
             head_repository: repository.into(),
             node_id: String::new(),
+            head_sha: String::new(),
         }
     }
 

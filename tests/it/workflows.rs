@@ -64,7 +64,11 @@ struct Pipeline {
 
 impl Pipeline {
     fn new(forge: Forge, script: Value) -> Self {
-        let context = TestContext::with_config(CONFIG);
+        Self::with_config(forge, script, CONFIG)
+    }
+
+    fn with_config(forge: Forge, script: Value, config: &str) -> Self {
+        let context = TestContext::with_config(config);
         let flavor = match forge {
             Forge::GitHub => Flavor::GitHub,
             Forge::Forgejo => Flavor::Forgejo,
@@ -87,6 +91,7 @@ impl Pipeline {
         let text = std::fs::read_to_string(workflow_path(forge)).unwrap();
         let root = context.path().join("runner");
         let mut runner = Runner::new(forge, &text, &origin, &root);
+        fake_forge.set_origin(&origin);
         runner.token = TOKEN.into();
         runner
             .secrets
@@ -486,6 +491,134 @@ fn a_comment_dispatches_a_run(forge: Forge) {
     pipeline.runner.event["comment"]["body"] = json!("thanks!");
     pipeline.runner.run();
     assert!(pipeline.runner.ran().is_empty());
+}
+
+impl Pipeline {
+    /// `author` comments `body` on pull request `pull`: the `command` job
+    /// runs on the event.
+    fn comment_on_pull(&mut self, pull: u64, author: &str, body: &str) {
+        let id = self.forge.add_comment(pull, author, body, false);
+        self.runner.event_name = "issue_comment".into();
+        self.runner.event = json!({
+            "action": "created",
+            "issue": {"number": pull, "pull_request": {"url": "https://example.invalid/pulls"}},
+            "comment": {"id": id, "body": body, "user": {"login": author}},
+        });
+        self.runner.run();
+        assert_eq!(self.runner.ran(), jobs(&["command"]));
+        assert_eq!(self.runner.result("command").result, "success");
+    }
+
+    fn pull(&self) -> Value {
+        let pulls = self.forge.pulls();
+        assert_eq!(pulls.len(), 1, "{pulls:?}");
+        pulls[0].clone()
+    }
+
+    fn pull_is_draft(&self) -> bool {
+        let pull = self.pull();
+        pull["draft"].as_bool().unwrap() || pull["title"].as_str().unwrap().starts_with("WIP:")
+    }
+}
+
+/// `[scope].approval` names lib.sh, which the run changes: publish keeps
+/// the pull request a draft that waits for an approval of its head commit;
+/// a reader's `/baton approve` is refused; a writer's makes it ready; a
+/// rerun of publish (the same commit) keeps it; a new run's push makes the
+/// approval stale and the pull request a draft again.
+fn an_approval_checkpoint(forge: Forge) {
+    let config = format!("{CONFIG}\n[scope]\napproval = [\"lib.sh\"]\n");
+    let mut pipeline = Pipeline::with_config(forge, happy_script(), &config);
+    pipeline.forge.set_token_user("baton", false);
+    pipeline.forge.set_permission("bob", "read");
+    pipeline.runner.run();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "blocked", "{}", publish.log);
+    let head = pipeline.branch_head().unwrap().to_string();
+    let pull = pipeline.pull();
+    let number = pull["number"].as_u64().unwrap();
+    assert!(pipeline.pull_is_draft());
+    let body = pull["body"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("<!-- baton:awaiting-approval={head} -->")),
+        "{body}"
+    );
+    assert!(body.contains("need `/baton approve`"), "{body}");
+    assert_eq!(pull["head"]["sha"], head.as_str());
+
+    // A reader cannot approve.
+    pipeline.comment_on_pull(number, "bob", "/baton approve");
+    assert!(pipeline.pull_is_draft());
+
+    // A writer approves the head commit: ready for review, labels done.
+    pipeline.comment_on_pull(number, "alice", "/Baton approve");
+    assert!(
+        !pipeline.pull_is_draft(),
+        "{:?}",
+        pipeline.runner.result("command").log
+    );
+    let reply = pipeline
+        .forge
+        .comments(number)
+        .into_iter()
+        .filter_map(|comment| comment["body"].as_str().map(str::to_owned))
+        .rfind(|body| body.starts_with("<!-- baton:reply="))
+        .unwrap();
+    assert!(
+        reply.contains(&format!("<!-- baton:approved={head} -->")),
+        "{reply}"
+    );
+    assert!(
+        pipeline
+            .forge
+            .labels_of(ISSUE)
+            .contains(&"baton:done".to_owned())
+    );
+    let body = pipeline.pull()["body"].as_str().unwrap().to_owned();
+    assert!(body.contains("by @alice on commit"), "{body}");
+    assert!(!body.contains("need `/baton approve`"), "{body}");
+
+    // publish run again: the same commit, the approval holds.
+    pipeline.runner.event_name = "issues".into();
+    pipeline.runner.event = match forge {
+        Forge::GitHub => json!({"action": "labeled", "label": {"name": "baton"}}),
+        Forge::Forgejo => json!({"action": "label_updated"}),
+    };
+    pipeline.runner.event["issue"] = json!({"number": ISSUE, "labels": [{"name": "baton"}]});
+    pipeline.runner.event["sender"] = json!({"login": "alice"});
+    pipeline.runner.run();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "done", "{}", publish.log);
+    assert_eq!(pipeline.branch_head().unwrap().to_string(), head);
+    assert!(!pipeline.pull_is_draft());
+
+    // A later run pushes a new commit: the approval is stale.
+    pipeline.runner.run_id = "4343".into();
+    pipeline.runner.run();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "blocked", "{}", publish.log);
+    let new_head = pipeline.branch_head().unwrap().to_string();
+    assert_ne!(new_head, head);
+    assert!(pipeline.pull_is_draft());
+    let body = pipeline.pull()["body"].as_str().unwrap().to_owned();
+    assert!(body.contains("is stale"), "{body}");
+    assert!(body.contains(&format!("<!-- baton:awaiting-approval={new_head} -->")));
+    assert!(
+        pipeline
+            .forge
+            .labels_of(ISSUE)
+            .contains(&"baton:blocked".to_owned())
+    );
+}
+
+#[test]
+fn github_an_approval_checkpoint_is_released_by_approve_and_stale_after_a_push() {
+    an_approval_checkpoint(Forge::GitHub);
+}
+
+#[test]
+fn forgejo_an_approval_checkpoint_is_released_by_approve_and_stale_after_a_push() {
+    an_approval_checkpoint(Forge::Forgejo);
 }
 
 #[test]

@@ -185,6 +185,10 @@ struct State {
     /// (comment id, reaction content).
     reactions: Vec<(u64, String)>,
     cancelled_runs: Vec<u64>,
+    /// Branch → head commit, as a test set it.
+    head_shas: HashMap<String, String>,
+    /// A git repository whose branches are the pull requests' heads.
+    origin: Option<std::path::PathBuf>,
     faults: Vec<Fault>,
     requests: Vec<Recorded>,
     /// Seconds after 2026-01-01T00:00:00Z; one tick per write.
@@ -228,6 +232,8 @@ impl FakeForge {
             dispatches: Vec::new(),
             reactions: Vec::new(),
             cancelled_runs: Vec::new(),
+            head_shas: HashMap::new(),
+            origin: None,
             faults: Vec::new(),
             requests: Vec::new(),
             clock: 0,
@@ -366,6 +372,19 @@ impl FakeForge {
         lock(&self.state)
             .permissions
             .insert(user.to_owned(), permission.to_owned());
+    }
+
+    /// The head commit of every pull request from `branch`.
+    pub fn set_head_sha(&self, branch: &str, sha: &str) {
+        lock(&self.state)
+            .head_shas
+            .insert(branch.to_owned(), sha.to_owned());
+    }
+
+    /// Pull requests' heads are read from the branches of the git
+    /// repository at `origin` (where publish pushes).
+    pub fn set_origin(&self, origin: &std::path::Path) {
+        lock(&self.state).origin = Some(origin.to_path_buf());
     }
 
     pub fn set_default_branch(&self, branch: &str) {
@@ -2410,6 +2429,26 @@ impl State {
         }
     }
 
+    /// A branch's head: as a test set it, else as the origin repository
+    /// has it, else a made-up one.
+    fn head_sha(&self, branch: &str) -> String {
+        if let Some(sha) = self.head_shas.get(branch) {
+            return sha.clone();
+        }
+        if let Some(origin) = &self.origin
+            && let Ok(output) = std::process::Command::new("git")
+                .arg("-C")
+                .arg(origin)
+                .args(["rev-parse", "--verify", "--quiet"])
+                .arg(format!("refs/heads/{branch}"))
+                .output()
+            && output.status.success()
+        {
+            return String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        }
+        fake_sha(branch)
+    }
+
     /// GitHub pull-request; Forgejo PullRequest (`draft` from the title,
     /// `head.label` the bare branch, `requested_reviewers` users).
     fn pull_json(&self, issue: &Issue) -> Value {
@@ -2423,7 +2462,7 @@ impl State {
             .iter()
             .map(|login| self.user_json(login, false))
             .collect();
-        let head_sha = fake_sha(&pull.head);
+        let head_sha = self.head_sha(&pull.head);
         let base_sha = fake_sha(&pull.base);
         let state = if issue.open { "open" } else { "closed" };
         let closed_at = (!issue.open).then(|| timestamp(issue.updated));
