@@ -156,6 +156,12 @@ impl Source {
     /// time), so the same patch always makes the same commit and a rerun
     /// pushes nothing new. HTTPS remotes get the token through a credential
     /// callback; it never appears in a URL, a config or a message.
+    ///
+    /// With `on` (a `/baton fix`: the pull request's head), the commit is
+    /// made on top of `on` instead, so the push is a fast-forward: its
+    /// parent is `on`, and also `base` when `on` does not contain it yet (a
+    /// merge of the default branch, so the pull request's diff stays the
+    /// change).
     pub fn push_branch(
         &self,
         base: &str,
@@ -163,9 +169,10 @@ impl Source {
         branch: &str,
         message: &str,
         token: Option<&crate::secrets::Secret>,
+        on: Option<&str>,
     ) -> anyhow::Result<String> {
         let tree = self.work_tree(base, patch)?;
-        let commit = tree.commit(message)?;
+        let commit = tree.commit(message, on)?;
         let url = self.origin_url()?;
         tree.push(&url, commit, branch, token)?;
         Ok(commit.to_string())
@@ -173,9 +180,67 @@ impl Source {
 
     /// The commit `push_branch` would push for the same arguments, made but
     /// not pushed: an approval is bound to it before publish decides.
-    pub fn commit_for(&self, base: &str, patch: &str, message: &str) -> anyhow::Result<String> {
+    pub fn commit_for(
+        &self,
+        base: &str,
+        patch: &str,
+        message: &str,
+        on: Option<&str>,
+    ) -> anyhow::Result<String> {
         let tree = self.work_tree(base, patch)?;
-        Ok(tree.commit(message)?.to_string())
+        Ok(tree.commit(message, on)?.to_string())
+    }
+
+    /// Fetches `branch` from `origin` (HTTPS with the token, as a push
+    /// does) and returns its head commit. The fetched head is kept under
+    /// `refs/baton/`, never as a local branch.
+    pub fn fetch_branch(
+        &self,
+        branch: &str,
+        token: Option<&crate::secrets::Secret>,
+    ) -> anyhow::Result<String> {
+        let url = self.origin_url()?;
+        let target = format!("refs/baton/fetched/{branch}");
+        let mut remote = self.repository.remote_anonymous(&url)?;
+        let mut options = git2::FetchOptions::new();
+        options.remote_callbacks(credentials(&url, token));
+        remote
+            .fetch(
+                &[format!("+refs/heads/{branch}:{target}")],
+                Some(&mut options),
+                None,
+            )
+            .map_err(|error| anyhow!("cannot fetch {branch} from origin: {}", error.message()))?;
+        Ok(self.repository.refname_to_id(&target)?.to_string())
+    }
+
+    /// What `head` changed since it left `base`'s history, carried onto
+    /// `base` (a merge of the two, in memory), as a patch against `base`.
+    /// A conflict is refused: the change cannot be carried without a person.
+    pub fn carried_patch(&self, base: &str, head: &str) -> anyhow::Result<String> {
+        let base_commit = self.commit(base)?;
+        let head_commit = self.commit(head)?;
+        let mut index = self
+            .repository
+            .merge_commits(&base_commit, &head_commit, None)?;
+        if index.has_conflicts() {
+            return Err(bad_input!(
+                "{} conflicts with {}: resolve the conflict on the branch, or start over with `/baton run`",
+                &head[..head.len().min(12)],
+                &base[..base.len().min(12)]
+            ));
+        }
+        let merged = self
+            .repository
+            .find_tree(index.write_tree_to(&self.repository)?)?;
+        let mut options = DiffOptions::new();
+        options.show_binary(true);
+        let diff = self.repository.diff_tree_to_tree(
+            Some(&base_commit.tree()?),
+            Some(&merged),
+            Some(&mut options),
+        )?;
+        patch_text(&diff)
     }
 
     /// The checkout itself at `sha` with `patch` applied: in CI, verify runs
@@ -285,21 +350,35 @@ impl WorkTree {
             })
     }
 
-    /// Commits the tree as it is on top of the base commit.
-    fn commit(&self, message: &str) -> anyhow::Result<Oid> {
+    /// Commits the tree as it is on top of the base commit, or of `on`
+    /// (see `Source::push_branch`).
+    fn commit(&self, message: &str, on: Option<&str>) -> anyhow::Result<Oid> {
         let mut index = self.repository.index()?;
         index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
         index.update_all(["*"], None)?;
         let tree = self.repository.find_tree(index.write_tree()?)?;
-        let parent = self.repository.find_commit(self.commit)?;
+        let base = self.repository.find_commit(self.commit)?;
+        let mut parents = Vec::new();
+        if let Some(on) = on {
+            let on = self.repository.find_commit(Oid::from_str(on)?)?;
+            let contains_base =
+                on.id() == base.id() || self.repository.graph_descendant_of(on.id(), base.id())?;
+            parents.push(on);
+            if !contains_base {
+                parents.push(base);
+            }
+        } else {
+            parents.push(base);
+        }
         let signature = git2::Signature::new(
             "baton",
             "baton@users.noreply.invalid",
-            &parent.committer().when(),
+            &parents[0].committer().when(),
         )?;
+        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
         Ok(self
             .repository
-            .commit(None, &signature, &signature, message, &tree, &[&parent])?)
+            .commit(None, &signature, &signature, message, &tree, &parents)?)
     }
 
     /// Force-pushes `commit` as `branch` to `url`.
@@ -314,25 +393,7 @@ impl WorkTree {
         self.repository
             .reference(&reference, commit, true, "baton publish")?;
         let mut remote = self.repository.remote_anonymous(url)?;
-        let mut callbacks = git2::RemoteCallbacks::new();
-        let mut asked = false;
-        let origin_host = host_of(url).to_owned();
-        callbacks.credentials(move |asking, _, _| {
-            // Only to origin's host (not to wherever a redirect leads), and
-            // once: asked again means the token was refused; do not loop.
-            match token {
-                Some(_) if host_of(asking) != origin_host => Err(git2::Error::from_str(
-                    "git asked for credentials for another host than origin's; refused",
-                )),
-                Some(token) if !asked => {
-                    asked = true;
-                    git2::Cred::userpass_plaintext("x-access-token", token.expose())
-                }
-                _ => Err(git2::Error::from_str(
-                    "the forge refused the token for git (it needs contents: write)",
-                )),
-            }
-        });
+        let mut callbacks = credentials(url, token);
         let refused = std::rc::Rc::new(std::cell::RefCell::new(None));
         let seen = std::rc::Rc::clone(&refused);
         callbacks.push_update_reference(move |name, status| {
@@ -369,16 +430,46 @@ impl WorkTree {
             Some(&new_tree),
             Some(&mut options),
         )?;
-        let mut patch = Vec::new();
-        diff.print(DiffFormat::Patch, |_, _, line| {
-            if matches!(line.origin(), '+' | '-' | ' ') {
-                patch.push(line.origin() as u8);
-            }
-            patch.extend_from_slice(line.content());
-            true
-        })?;
-        Ok(String::from_utf8_lossy(&patch).into_owned())
+        patch_text(&diff)
     }
+}
+
+/// A diff as git patch text.
+fn patch_text(diff: &Diff<'_>) -> anyhow::Result<String> {
+    let mut patch = Vec::new();
+    diff.print(DiffFormat::Patch, |_, _, line| {
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            patch.push(line.origin() as u8);
+        }
+        patch.extend_from_slice(line.content());
+        true
+    })?;
+    Ok(String::from_utf8_lossy(&patch).into_owned())
+}
+
+/// The token for git, offered only to origin's host (not to wherever a
+/// redirect leads), and once: asked again means the token was refused; do
+/// not loop.
+fn credentials<'a>(
+    url: &str,
+    token: Option<&'a crate::secrets::Secret>,
+) -> git2::RemoteCallbacks<'a> {
+    let mut callbacks = git2::RemoteCallbacks::new();
+    let mut asked = false;
+    let origin_host = host_of(url).to_owned();
+    callbacks.credentials(move |asking, _, _| match token {
+        Some(_) if host_of(asking) != origin_host => Err(git2::Error::from_str(
+            "git asked for credentials for another host than origin's; refused",
+        )),
+        Some(token) if !asked => {
+            asked = true;
+            git2::Cred::userpass_plaintext("x-access-token", token.expose())
+        }
+        _ => Err(git2::Error::from_str(
+            "the forge refused the token for git (it needs contents: write)",
+        )),
+    });
+    callbacks
 }
 
 #[cfg(test)]

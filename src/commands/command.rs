@@ -78,17 +78,7 @@ pub async fn run(reporter: &dyn Reporter, config: Option<&Path>) -> anyhow::Resu
     let permission = forge.permission(&comment.author).await?;
     let text = if permission.can_write() {
         match parsed {
-            Ok(verb) => {
-                act(
-                    forge,
-                    config,
-                    verb,
-                    &commented,
-                    on_pull_request,
-                    &comment.author,
-                )
-                .await?
-            }
+            Ok(verb) => act(forge, config, verb, &commented, on_pull_request, &comment).await?,
             Err(message) => format!("{message}. The verbs are {VERBS}."),
         }
     } else {
@@ -110,8 +100,9 @@ async fn act(
     verb: Verb,
     commented: &forge::Issue,
     on_pull_request: bool,
-    author: &str,
+    comment: &event::EventComment,
 ) -> anyhow::Result<String> {
+    let author = comment.author.as_str();
     // On a pull request, the command is about the issue its marker names.
     let target = if on_pull_request {
         match command::issue_of_pull_request(&commented.body) {
@@ -177,7 +168,25 @@ async fn act(
             "`/baton approve` releases the approval checkpoint of a baton pull request: comment it on the pull request for #{target}. Nothing was approved."
         ),
         Verb::Approve => approve(forge, commented.number, target, author).await?,
-        Verb::Fix(_) => "`/baton fix` is not in this version of baton; nothing was run.".into(),
+        Verb::Fix(_) if !on_pull_request => format!(
+            "`/baton fix <text>` repairs a baton pull request: comment it on the pull request for #{target}. Nothing was run."
+        ),
+        Verb::Fix(text) if text.trim().is_empty() => {
+            "say what to fix: `/baton fix <what to change>`. Nothing was run.".into()
+        }
+        Verb::Fix(_) => {
+            let branch = forge.default_branch().await?;
+            let inputs = [
+                ("issue".to_owned(), target.to_string()),
+                ("fix_comment".to_owned(), comment.id.to_string()),
+            ]
+            .into_iter()
+            .collect();
+            forge.dispatch_workflow(workflow, &branch, &inputs).await?;
+            format!(
+                "Started a fix of this pull request with your feedback (`{workflow}` on `{branch}`): a repair, then the gates on a clean checkout and a review; a verified result is pushed as a new commit on `baton/issue-{target}`."
+            )
+        }
         Verb::Unknown(verb) if verb.is_empty() => format!("The verbs are {VERBS}."),
         Verb::Unknown(verb) => format!("`/baton {verb}` is not a command. The verbs are {VERBS}."),
     })

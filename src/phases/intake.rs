@@ -39,7 +39,9 @@ pub async fn open_run(
     }
     let (ticket, forge) = match &request.trigger {
         Trigger::IssueFile(path) => (read_issue_file(path)?, None),
-        Trigger::Forge { issue, .. } => {
+        Trigger::Forge {
+            issue, fix_comment, ..
+        } => {
             let (_, forge) = forge_sync::connect(&settings.config)?;
             // Nothing is decided yet: any failure here is the event's or the
             // forge's to fix (exit 2), and the job can simply run again.
@@ -59,7 +61,14 @@ pub async fn open_run(
                     issue.number
                 ));
             }
-            (forge_sync::ticket_from(&issue), Some((forge, issue)))
+            let fix = match fix_comment {
+                Some(comment) => Some(
+                    super::fix::prepare(settings, forge.as_ref(), &source, issue.number, *comment)
+                        .await?,
+                ),
+                None => None,
+            };
+            (forge_sync::ticket_from(&issue), Some((forge, issue, fix)))
         }
     };
     let base_sha = source.head_sha()?;
@@ -75,6 +84,7 @@ pub async fn open_run(
         request.route,
         pipeline::route_from_labels(&ticket.labels, &settings.config.triggers.routes),
     ) {
+        (Some(Route::Fix), _) => (Route::Fix, "`/baton fix` on the pull request".to_owned()),
         (Some(route), _) => (route, "set by --route".to_owned()),
         (None, Some((route, label))) => (
             route,
@@ -123,7 +133,11 @@ pub async fn open_run(
     let mut run = RunDir::create(&run_dir, manifest)?;
     run.relative_to(&settings.repo);
     run.write_json(artifact::TICKET, &ticket)?;
-    if let Some((forge, issue)) = forge {
+    if let Some((_, _, Some((record, patch)))) = &forge {
+        run.write_json(artifact::FIX, record)?;
+        run.write_patch(artifact::PATCH, patch)?;
+    }
+    if let Some((forge, issue, _)) = forge {
         forge_sync::start(forge.as_ref(), &mut run.manifest, &issue).await?;
     }
     run.save()?;

@@ -4,6 +4,7 @@
 //! the evidence whenever a run stops.
 
 mod deliverable;
+mod fix;
 pub mod forge_sync;
 
 pub use forge_sync::authorize;

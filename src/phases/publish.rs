@@ -8,7 +8,7 @@ use super::{Context, PhaseResult, forge_sync, write_evidence};
 use crate::ci::event::EventRequest;
 use crate::config::{Config, Unfinished};
 use crate::forge::{self, Forge, PullRequestSpec, tracking};
-use crate::records::{Children, Review, Ticket, VerifyRecord};
+use crate::records::{Children, FixRecord, Review, Ticket, VerifyRecord};
 use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::manifest::PullRequestRef;
 use crate::run_dir::sha256_hex;
@@ -107,10 +107,14 @@ async fn checkpoint(
     }
     let (_, forge) = forge_sync::connect(config)?;
     let forge = forge.as_ref();
+    let fix = fix_record(context)?;
     let manifest = &context.run.manifest;
-    let head = context
-        .source
-        .commit_for(&manifest.base_sha, &patch, &commit_message(manifest))?;
+    let head = context.source.commit_for(
+        &manifest.base_sha,
+        &patch,
+        &commit_message(manifest, fix.as_ref()),
+        fix.as_ref().map(|fix| fix.head_sha.as_str()),
+    )?;
     let base = match &config.publish.base {
         Some(base) => base.clone(),
         None => forge.default_branch().await?,
@@ -139,11 +143,34 @@ async fn checkpoint(
 /// The message of the commit publish pushes. It names the run, not the
 /// outcome: the same run's patch is always the same commit, so an approval
 /// of it survives a rerun of publish.
-fn commit_message(manifest: &crate::run_dir::manifest::Manifest) -> String {
+fn commit_message(
+    manifest: &crate::run_dir::manifest::Manifest,
+    fix: Option<&FixRecord>,
+) -> String {
+    let fix = fix
+        .map(|fix| {
+            format!(
+                ": `/baton fix` from @{} (comment {})",
+                fix.author, fix.comment
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "{} (#{})\n\nbaton run {}.",
+        "{} (#{})\n\nbaton run {}{fix}.",
         manifest.issue.title, manifest.issue.number, manifest.run_id
     )
+}
+
+/// A fix run's record (hash-checked with the rest of the run directory).
+fn fix_record(context: &Context<'_>) -> anyhow::Result<Option<FixRecord>> {
+    if context.run.manifest.route != Route::Fix {
+        return Ok(None);
+    }
+    let fix: FixRecord = context
+        .run
+        .read_json(artifact::FIX)?
+        .ok_or_else(|| crate::bad_input!("fix.json is missing from the run directory"))?;
+    Ok(Some(fix))
 }
 
 /// Why the patch must not leave the run directory, whatever the outcome
@@ -199,13 +226,29 @@ async fn to_forge(
     } else {
         let manifest = &context.run.manifest;
         let title = format!("{} (#{number})", manifest.issue.title);
-        let message = commit_message(manifest);
+        let fix = fix_record(context)?;
+        let message = commit_message(manifest, fix.as_ref());
+        if let Some(fix) = &fix {
+            // A fix goes on top of the head it was made for; a branch that
+            // moved since would lose a commit to the push.
+            let current = context
+                .source
+                .fetch_branch(&branch, Some(&settings.token))?;
+            if current != fix.head_sha {
+                return Err(crate::bad_input!(
+                    "{branch} moved from {} to {} since this fix started; nothing was pushed: ask again with `/baton fix`",
+                    approval::short(&fix.head_sha),
+                    approval::short(&current)
+                ));
+            }
+        }
         let commit = context.source.push_branch(
             &manifest.base_sha,
             &context.patch()?,
             &branch,
             &message,
             Some(&settings.token),
+            fix.as_ref().map(|fix| fix.head_sha.as_str()),
         )?;
         notes.push(format!("pushed {branch} at {}", &commit[..12]));
         if outcome == Outcome::Done || config.publish.unfinished == Unfinished::Draft {

@@ -12,7 +12,7 @@
 //! the phase `next_phase` names is always one `decide` lets run.
 
 use crate::run_dir::manifest::{Manifest, PhaseRecord, PhaseStatus};
-use crate::types::{Outcome, PhaseName};
+use crate::types::{Outcome, PhaseName, Route};
 
 /// How often one phase may fail to finish (an infrastructure error) in a row
 /// before the run stops `blocked`: a broken runner must not retry forever.
@@ -106,6 +106,8 @@ pub fn next_phase(manifest: &Manifest) -> Option<PhaseName> {
             .contains(PhaseName::Repair)
             .then_some(PhaseName::Repair),
         PhaseName::Repair => Some(PhaseName::Verify),
+        // A fix starts with its repair: the feedback is its failing gate.
+        PhaseName::Intake if manifest.route == Route::Fix => Some(PhaseName::Repair),
         PhaseName::Publish => None,
         current => after(manifest, current),
     }

@@ -317,6 +317,45 @@ fn every_verb(flavor: Flavor) {
     forge.set_body(50, "<!-- baton:issue=7 -->\nevidence");
     comments.comment(50, "alice", "/baton run", true);
     assert_eq!(dispatched(forge), ["7", "7", "7"]);
+
+    // fix: on the pull request, a dispatch naming the comment (its text is
+    // read again by intake); without text, or on the issue, nothing runs.
+    comments.comment(7, "alice", "/baton fix rename it", false);
+    assert!(
+        comments
+            .replies(7)
+            .last()
+            .unwrap()
+            .contains("comment it on the pull request")
+    );
+    comments.comment(50, "alice", "/baton fix", true);
+    assert!(
+        comments
+            .replies(50)
+            .last()
+            .unwrap()
+            .contains("say what to fix")
+    );
+    comments.comment(50, "bob", "/baton fix rename it", true);
+    assert!(
+        comments
+            .replies(50)
+            .last()
+            .unwrap()
+            .contains("only from people with write access")
+    );
+    assert_eq!(forge.dispatches().len(), 3);
+    let (id, _) = comments.comment(50, "alice", "/baton fix rename `greet` to `hello`", true);
+    let dispatch = forge.dispatches().last().unwrap().clone();
+    assert_eq!(dispatch["inputs"]["issue"], "7");
+    assert_eq!(dispatch["inputs"]["fix_comment"], id.to_string());
+    assert!(
+        comments
+            .replies(50)
+            .last()
+            .unwrap()
+            .contains("Started a fix")
+    );
 }
 
 #[test]

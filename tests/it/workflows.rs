@@ -58,7 +58,7 @@ fn workflow_path(forge: Forge) -> PathBuf {
 struct Pipeline {
     context: TestContext,
     forge: FakeForge,
-    _llm: FakeLlm,
+    llm: FakeLlm,
     runner: Runner,
 }
 
@@ -116,7 +116,7 @@ impl Pipeline {
         Self {
             context,
             forge: fake_forge,
-            _llm: llm,
+            llm,
             runner,
         }
     }
@@ -609,6 +609,98 @@ fn an_approval_checkpoint(forge: Forge) {
             .labels_of(ISSUE)
             .contains(&"baton:blocked".to_owned())
     );
+}
+
+/// `/baton fix <text>` on the pull request: the command job dispatches a
+/// fix run; its repair gets the feedback, verify gates it, review reads it
+/// and publish pushes it as a new commit on top of the branch (a
+/// fast-forward); a reader's fix starts nothing.
+fn a_fix_comment(forge: Forge) {
+    const BYE: &str = "greet() { echo \"hello, world\"; }\nbye() { echo \"bye\"; }\n";
+    let mut script = happy_script();
+    script["repair"] = agent(vec![vec![write("lib.sh", BYE)]]);
+    let mut pipeline = Pipeline::new(forge, script);
+    pipeline.forge.set_token_user("baton", false);
+    pipeline.forge.set_permission("bob", "read");
+    pipeline.runner.run();
+    assert_eq!(pipeline.runner.result("publish").outputs["outcome"], "done");
+    let first = pipeline.branch_head().unwrap();
+    let number = pipeline.pull()["number"].as_u64().unwrap();
+
+    pipeline.comment_on_pull(number, "bob", "/baton fix add a bye");
+    assert!(pipeline.forge.dispatches().is_empty());
+
+    pipeline.comment_on_pull(number, "alice", "/baton fix also add `bye`\nthat says bye");
+    let dispatches = pipeline.forge.dispatches();
+    assert_eq!(dispatches.len(), 1, "{dispatches:?}");
+    assert_eq!(dispatches[0]["inputs"]["issue"], "7");
+    let comment = dispatches[0]["inputs"]["fix_comment"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!comment.is_empty());
+
+    pipeline.runner.run_id = "4343".into();
+    pipeline.runner.event_name = "workflow_dispatch".into();
+    pipeline.runner.event = json!({"inputs": dispatches[0]["inputs"], "ref": "refs/heads/main", "sender": {"login": "github-actions[bot]"}});
+    pipeline.runner.run();
+    let runner = &pipeline.runner;
+    assert_eq!(
+        runner.ran(),
+        jobs(&["intake", "repair_1", "verify_1", "review", "publish"]),
+        "{}",
+        runner.result("intake").log
+    );
+    assert_eq!(runner.result("verify_1").result, "success");
+    let publish = runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "done", "{}", publish.log);
+    assert_eq!(publish.outputs["route"], "fix");
+    // The feedback reached the repair, marked as untrusted.
+    let repair = pipeline
+        .llm
+        .requests()
+        .into_iter()
+        .find(|request| request.headers.get("x-baton-phase").map(String::as_str) == Some("repair"))
+        .expect("the repair asked the model");
+    let text = repair.body.to_string();
+    assert!(
+        text.contains("untrusted text") && text.contains("also add `bye`"),
+        "{text}"
+    );
+
+    // A new commit on the branch, on top of the one before.
+    let second = pipeline.branch_head().unwrap();
+    assert_ne!(second, first);
+    let origin = git2::Repository::open_bare(&pipeline.runner.origin).unwrap();
+    let commit = origin.find_commit(second).unwrap();
+    assert_eq!(commit.parent_ids().collect::<Vec<_>>(), [first]);
+    assert!(
+        commit
+            .message()
+            .unwrap()
+            .contains("`/baton fix` from @alice")
+    );
+    let blob = commit
+        .tree()
+        .unwrap()
+        .get_path(Path::new("lib.sh"))
+        .unwrap()
+        .to_object(&origin)
+        .unwrap();
+    assert_eq!(blob.as_blob().unwrap().content(), BYE.as_bytes());
+    assert_eq!(pipeline.forge.pulls().len(), 1);
+    assert!(!pipeline.pull_is_draft());
+    pipeline.assert_secrets_kept();
+}
+
+#[test]
+fn github_a_fix_comment_pushes_a_verified_commit_on_the_pull_request() {
+    a_fix_comment(Forge::GitHub);
+}
+
+#[test]
+fn forgejo_a_fix_comment_pushes_a_verified_commit_on_the_pull_request() {
+    a_fix_comment(Forge::Forgejo);
 }
 
 #[test]
