@@ -29,6 +29,9 @@ pub fn render_markdown(evidence: &Evidence) -> String {
         "Route `{}` · base `{short_base}` · branch `{}` · run `{}`",
         evidence.route, evidence.branch, evidence.run_id
     );
+    if let Some(parent) = evidence.issue.parent {
+        let _ = writeln!(out, "\nPart of #{parent}: split from that epic by baton.");
+    }
     if let Some(reason) = &evidence.reason {
         let _ = writeln!(out, "\n> **Stopped:** {}", one_line(reason));
     }

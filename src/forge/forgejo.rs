@@ -286,6 +286,7 @@ impl From<WireIssue> for Issue {
             body: wire.body.unwrap_or_default(),
             url: wire.html_url,
             author: wire.user.map(|user| user.login).unwrap_or_default(),
+            from_baton: false,
             labels: wire.labels.into_iter().map(|label| label.name).collect(),
             is_pull_request: wire.pull_request.is_some_and(|value| !value.is_null()),
             comments: Vec::new(),
@@ -430,6 +431,8 @@ impl Forge for Forgejo {
             let path = self.repo_path(&format!("/issues/{number}"));
             let wire: WireIssue = self.client.json(Method::Get, &path, None, true).await?;
             let mut issue = Issue::from(wire);
+            // Forgejo marks no bots: only the token's own login is baton.
+            issue.from_baton = self.own_login().await == Some(issue.author.as_str());
             issue.comments = self.comments(number).await?;
             Ok(issue)
         })

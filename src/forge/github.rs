@@ -239,6 +239,7 @@ impl From<WireIssue> for Issue {
             body: wire.body.unwrap_or_default(),
             url: wire.html_url,
             author: wire.user.map(|user| user.login).unwrap_or_default(),
+            from_baton: false,
             labels: wire.labels.into_iter().map(|label| label.name).collect(),
             is_pull_request: wire.pull_request.is_some_and(|value| !value.is_null()),
             comments: Vec::new(),
@@ -258,17 +259,22 @@ struct WireComment {
     user: Option<WireUser>,
 }
 
+/// Whether `user` is the token's own identity: its login when GitHub told
+/// it (a personal token); an Actions token may not ask who it is, and what
+/// it writes is the Actions bot's. Another app's bot is not baton.
+fn written_by_baton(own_login: Option<&str>, user: Option<&WireUser>) -> bool {
+    match (own_login, user) {
+        (Some(login), Some(user)) => user.login == login,
+        (None, Some(user)) => user.is_bot() && user.login == ACTIONS_BOT,
+        (_, None) => false,
+    }
+}
+
 impl WireComment {
     /// `own_login`: the token's login when GitHub told it (a personal
     /// token); an Actions token may not ask, and its comments are a bot's.
     fn into_comment(self, own_login: Option<&str>) -> Comment {
-        let from_baton = match (own_login, &self.user) {
-            (Some(login), Some(user)) => user.login == login,
-            // An Actions token may not ask who it is; its comments are the
-            // Actions bot's. Another app's bot is not baton.
-            (None, Some(user)) => user.is_bot() && user.login == ACTIONS_BOT,
-            (_, None) => false,
-        };
+        let from_baton = written_by_baton(own_login, self.user.as_ref());
         Comment {
             id: self.id,
             from_baton,
@@ -385,7 +391,10 @@ impl Forge for GitHub {
         Box::pin(async move {
             let path = self.repo_path(&format!("/issues/{number}"));
             let wire: WireIssue = self.client.json(Method::Get, &path, None, true).await?;
+            let login = self.own_login().await;
+            let from_baton = written_by_baton(login, wire.user.as_ref());
             let mut issue = Issue::from(wire);
+            issue.from_baton = from_baton;
             issue.comments = self.comments(number).await?;
             Ok(issue)
         })

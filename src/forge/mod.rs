@@ -33,6 +33,10 @@ pub struct Issue {
     pub body: String,
     pub url: String,
     pub author: String,
+    /// Opened with baton's own token (an epic's child), by the rule of
+    /// `Comment::from_baton`. Filled in by `Forge::issue` only.
+    #[serde(default)]
+    pub from_baton: bool,
     pub labels: Vec<String>,
     pub is_pull_request: bool,
     pub comments: Vec<Comment>,

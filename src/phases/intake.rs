@@ -71,6 +71,14 @@ pub async fn open_run(
             (forge_sync::ticket_from(&issue), Some((forge, issue, fix)))
         }
     };
+    // An epic's child names its parent in a hidden line; issue text is
+    // untrusted, so only an issue baton itself opened is believed.
+    let parent = match &forge {
+        Some((_, issue, _)) if issue.from_baton => {
+            crate::trigger::command::parent_of_child(&issue.body)
+        }
+        _ => None,
+    };
     let base_sha = source.head_sha()?;
     if source.is_dirty() {
         reporter.line(&format!(
@@ -100,6 +108,7 @@ pub async fn open_run(
             number: ticket.number,
             title: ticket.title.clone(),
             url: ticket.url.clone(),
+            parent,
         },
         base_sha,
         branch: format!("baton/issue-{}", ticket.number),

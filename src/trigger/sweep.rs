@@ -141,6 +141,7 @@ mod tests {
 
     fn issue(number: u64, labels: &[&str]) -> Issue {
         Issue {
+            from_baton: false,
             number,
             title: format!("issue {number}"),
             body: String::new(),
