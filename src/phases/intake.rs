@@ -100,6 +100,13 @@ pub async fn open_run(
         ),
         (None, None) => (Route::Feature, ASK_MODEL.to_owned()),
     };
+    let trigger = match &forge {
+        Some((_, _, Some((fix, _)))) => format!(
+            "`/baton fix` from @{} on pull request #{} ({})",
+            fix.author, fix.pull_request, fix.url
+        ),
+        _ => request.trigger.describe(),
+    };
     let manifest = Manifest {
         schema: SCHEMA.into(),
         run_id,
@@ -114,7 +121,7 @@ pub async fn open_run(
         branch: format!("baton/issue-{}", ticket.number),
         route,
         route_reason,
-        trigger: request.trigger.describe(),
+        trigger,
         created_at: crate::clock::now_rfc3339(),
         phases: Vec::new(),
         budget: BudgetState {

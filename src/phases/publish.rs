@@ -105,10 +105,16 @@ async fn checkpoint(
             Approval::Missing.reason(&paths),
         ));
     }
-    let (_, forge) = forge_sync::connect(config)?;
+    let (settings, forge) = forge_sync::connect(config)?;
     let forge = forge.as_ref();
     let fix = fix_record(context)?;
     let manifest = &context.run.manifest;
+    if fix.is_some() {
+        // The commit goes on the branch's head: its objects must be here.
+        context
+            .source
+            .fetch_branch(&manifest.branch, Some(&settings.token))?;
+    }
     let head = context.source.commit_for(
         &manifest.base_sha,
         &patch,

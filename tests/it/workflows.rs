@@ -347,6 +347,83 @@ fn a_cancelled_workflow_is_finalised_by_publish() {
         }
         pipeline.runner.rerun(id);
     }
+    assert_cancelled(&pipeline);
+}
+
+/// `/baton stop` while implement runs: on GitHub baton cancels the
+/// workflow run through the API; Forgejo's API cannot, and the reply says
+/// to press cancel on the run's page. Either way publish finalises the run
+/// as `cancelled` and the label `baton:running` becomes `baton:cancelled`.
+fn a_stop_comment(forge: Forge) {
+    let mut pipeline = Pipeline::new(forge, happy_script());
+    pipeline.forge.set_token_user("baton", false);
+    let ids = pipeline.runner.job_ids();
+    for id in &ids {
+        if id == "verify" {
+            assert!(
+                pipeline
+                    .forge
+                    .labels_of(ISSUE)
+                    .contains(&"baton:running".to_owned())
+            );
+            // The comment's own workflow run: only its command job runs.
+            let text = std::fs::read_to_string(workflow_path(forge)).unwrap();
+            let root = pipeline.context.path().join("command-runner");
+            let mut command = Runner::new(forge, &text, &pipeline.runner.origin, &root);
+            command.token = TOKEN.into();
+            command.base_env = pipeline.runner.base_env.clone();
+            command.run_id = "5151".into();
+            let comment = pipeline
+                .forge
+                .add_comment(ISSUE, "alice", "/baton stop", false);
+            command.event_name = "issue_comment".into();
+            command.event = json!({
+                "action": "created",
+                "issue": {"number": ISSUE},
+                "comment": {"id": comment, "body": "/baton stop", "user": {"login": "alice"}},
+            });
+            command.run();
+            assert_eq!(command.ran(), jobs(&["command"]));
+            let reply = pipeline
+                .forge
+                .comments(ISSUE)
+                .into_iter()
+                .filter_map(|comment| comment["body"].as_str().map(str::to_owned))
+                .rfind(|body| body.starts_with("<!-- baton:reply="))
+                .unwrap();
+            match forge {
+                Forge::GitHub => {
+                    assert_eq!(pipeline.forge.cancelled_runs(), [4242], "{reply}");
+                }
+                Forge::Forgejo => {
+                    assert!(reply.contains("cancel run 4242 from its page"), "{reply}");
+                }
+            }
+            // The run is cancelled (by the API, or by the person on Forgejo).
+            pipeline.runner.cancelled = true;
+        }
+        pipeline.runner.rerun(id);
+    }
+    assert_cancelled(&pipeline);
+    assert!(
+        !pipeline
+            .forge
+            .labels_of(ISSUE)
+            .contains(&"baton:running".to_owned())
+    );
+}
+
+#[test]
+fn github_a_stop_comment_cancels_the_run_and_publish_labels_it_cancelled() {
+    a_stop_comment(Forge::GitHub);
+}
+
+#[test]
+fn forgejo_a_stop_comment_cancels_the_run_and_publish_labels_it_cancelled() {
+    a_stop_comment(Forge::Forgejo);
+}
+
+fn assert_cancelled(pipeline: &Pipeline) {
     let runner = &pipeline.runner;
     assert_eq!(runner.result("verify").result, "skipped");
     assert_eq!(runner.result("review").result, "skipped");
