@@ -536,6 +536,50 @@ mod tests {
     }
 
     #[test]
+    fn a_fix_starts_with_its_repair_and_loops_like_any_repair() {
+        let mut manifest = Manifest::for_tests(Route::Fix);
+        manifest.budget.limits.max_repairs = 2;
+        execute(
+            &mut manifest,
+            PhaseName::Intake,
+            PhaseResult::Finished,
+            Some("p0"),
+        );
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Repair));
+        assert_eq!(decide(&manifest, PhaseName::Repair), Decision::Run);
+        execute(
+            &mut manifest,
+            PhaseName::Repair,
+            PhaseResult::Finished,
+            Some("p1"),
+        );
+        assert_eq!(manifest.outcome, Outcome::Running);
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Verify));
+        execute(&mut manifest, PhaseName::Verify, red("a"), None);
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Repair));
+        execute(
+            &mut manifest,
+            PhaseName::Repair,
+            PhaseResult::Finished,
+            Some("p2"),
+        );
+        execute(
+            &mut manifest,
+            PhaseName::Verify,
+            PhaseResult::Verified {
+                passed: true,
+                signature: None,
+            },
+            None,
+        );
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Review));
+        assert!(matches!(
+            decide(&manifest, PhaseName::Spec),
+            Decision::Skip(_)
+        ));
+    }
+
+    #[test]
     fn a_repair_that_changes_nothing_ends_the_run_failed() {
         let mut manifest = chore();
         execute(&mut manifest, PhaseName::Verify, red("a"), None);
