@@ -770,6 +770,61 @@ fn a_fix_comment(forge: Forge) {
     pipeline.assert_secrets_kept();
 }
 
+/// A person pushes to the branch while a fix runs: publish refuses to
+/// push over their commit, and the branch keeps it.
+#[test]
+fn a_fix_never_pushes_over_a_commit_made_while_it_ran() {
+    let mut script = happy_script();
+    script["repair"] = agent(vec![vec![write(
+        "lib.sh",
+        "greet() { echo \"hi, world\"; }\n",
+    )]]);
+    let mut pipeline = Pipeline::new(Forge::GitHub, script);
+    pipeline.forge.set_token_user("baton", false);
+    pipeline.runner.run();
+    let number = pipeline.pull()["number"].as_u64().unwrap();
+    pipeline.comment_on_pull(number, "alice", "/baton fix say hi");
+    let inputs = pipeline.forge.dispatches()[0]["inputs"].clone();
+    pipeline.runner.run_id = "4343".into();
+    pipeline.runner.event_name = "workflow_dispatch".into();
+    pipeline.runner.event = json!({"inputs": inputs, "ref": "refs/heads/main", "sender": {"login": "github-actions[bot]"}});
+    pipeline.runner.results.clear();
+    for id in pipeline.runner.job_ids() {
+        if id == "publish" {
+            // alice pushes a commit of her own to the branch.
+            let origin = git2::Repository::open_bare(&pipeline.runner.origin).unwrap();
+            let reference = "refs/heads/baton/issue-7";
+            let head = origin
+                .find_commit(origin.refname_to_id(reference).unwrap())
+                .unwrap();
+            let signature = git2::Signature::now("alice", "alice@example.com").unwrap();
+            origin
+                .commit(
+                    Some(reference),
+                    &signature,
+                    &signature,
+                    "a commit of alice's",
+                    &head.tree().unwrap(),
+                    &[&head],
+                )
+                .unwrap();
+        }
+        if id == "command" || id == "sweep" {
+            continue;
+        }
+        pipeline.runner.rerun(&id);
+    }
+    let alice = pipeline.branch_head().unwrap();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.result, "failure", "{}", publish.log);
+    assert!(publish.log.contains("moved from"), "{}", publish.log);
+    let origin = git2::Repository::open_bare(&pipeline.runner.origin).unwrap();
+    assert_eq!(
+        origin.find_commit(alice).unwrap().message().unwrap(),
+        "a commit of alice's"
+    );
+}
+
 #[test]
 fn github_a_fix_comment_pushes_a_verified_commit_on_the_pull_request() {
     a_fix_comment(Forge::GitHub);
