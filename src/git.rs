@@ -538,4 +538,50 @@ mod tests {
         );
         assert!(source.read_at(&base, "missing").unwrap().is_none());
     }
+
+    #[test]
+    fn a_branch_s_change_is_carried_onto_a_base_that_moved_on() {
+        let directory = tempfile::tempdir().unwrap();
+        let repository = Repository::init(directory.path()).unwrap();
+        std::fs::write(directory.path().join("a.txt"), "one\n").unwrap();
+        std::fs::create_dir(directory.path().join("tests")).unwrap();
+        std::fs::write(directory.path().join("tests/.keep"), "").unwrap();
+        commit_all(&repository, "base");
+        let source = Source::open(directory.path()).unwrap();
+        let fork = source.head_sha().unwrap();
+        // The branch: a.txt changed and a new test.
+        std::fs::write(directory.path().join("a.txt"), "ONE\n").unwrap();
+        std::fs::write(directory.path().join("tests/t.sh"), "test\n").unwrap();
+        commit_all(&repository, "branch");
+        let branch = source.head_sha().unwrap();
+        // The default branch moves on from the fork point.
+        let fork_commit = repository
+            .find_commit(Oid::from_str(&fork).unwrap())
+            .unwrap();
+        repository
+            .reset(fork_commit.as_object(), git2::ResetType::Hard, None)
+            .unwrap();
+        std::fs::write(directory.path().join("b.txt"), "other\n").unwrap();
+        commit_all(&repository, "main moved");
+        let main = source.head_sha().unwrap();
+
+        let patch = source.carried_patch(&main, &branch).unwrap();
+        let files: Vec<String> = crate::patch::parse(&patch)
+            .into_iter()
+            .map(|file| file.path)
+            .collect();
+        assert_eq!(files, ["a.txt", "tests/t.sh"]);
+        let tree = source.work_tree(&main, &patch).unwrap();
+        std::fs::write(tree.path().join("a.txt"), "One\n").unwrap();
+        let after: Vec<String> = crate::patch::parse(&tree.diff().unwrap())
+            .into_iter()
+            .map(|file| file.path)
+            .collect();
+        assert_eq!(after, ["a.txt", "tests/t.sh"]);
+        // On top of the branch, with main as a second parent.
+        let commit = tree.commit("fix", Some(&branch)).unwrap();
+        let commit = tree.repository.find_commit(commit).unwrap();
+        let parents: Vec<String> = commit.parent_ids().map(|id| id.to_string()).collect();
+        assert_eq!(parents, [branch, main]);
+    }
 }

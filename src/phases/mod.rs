@@ -435,10 +435,7 @@ async fn conclude_phase(context: &mut Context<'_>, ended: Ended) -> anyhow::Resu
     machine::apply(&mut context.run.manifest, result);
     let record = &context.run.manifest.phases[context.record];
     if record.status == PhaseStatus::Done
-        && matches!(
-            name,
-            PhaseName::Tests | PhaseName::Implement | PhaseName::Repair
-        )
+        && machine::produces_patch(context.run.manifest.route, name)
         && context.run.read(PATCH)?.is_some()
     {
         context

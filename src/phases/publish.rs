@@ -167,6 +167,35 @@ fn commit_message(
     )
 }
 
+/// Tells the pull request a `/baton fix` ended without a change to push;
+/// once per fix comment, found again by its marker on a rerun.
+async fn fix_unfinished(
+    context: &Context<'_>,
+    forge: &dyn Forge,
+    fix: &FixRecord,
+    outcome: Outcome,
+) -> anyhow::Result<()> {
+    let marker = format!("<!-- baton:fix={} -->", fix.comment);
+    let reason = context
+        .run
+        .manifest
+        .reason
+        .clone()
+        .unwrap_or_else(|| "the run did not finish".into());
+    let body = format!(
+        "{marker}\nThe `/baton fix` of @{} ended `{outcome}`: {reason}. Nothing was pushed; this pull request is as it was. The run's artifact holds the attempt and its evidence.",
+        fix.author
+    );
+    let comments = forge.issue(fix.pull_request).await?.comments;
+    match forge::find_marked(&comments, &marker) {
+        Some(existing) => forge.update_comment(existing.id, &body).await?,
+        None => {
+            forge::create_comment_once(forge, fix.pull_request, &body).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A fix run's record (hash-checked with the rest of the run directory).
 fn fix_record(context: &Context<'_>) -> anyhow::Result<Option<FixRecord>> {
     if context.run.manifest.route != Route::Fix {
@@ -221,8 +250,24 @@ async fn to_forge(
     } else {
         push_refusal(context, config)?
     };
+    let unfinished_fix = match fix_record(context)? {
+        Some(fix) if outcome != Outcome::Done => Some(fix),
+        _ => None,
+    };
     if let Some(refusal) = refusal {
         notes.push(format!("{refusal}: nothing was pushed"));
+        if let Some(fix) = &unfinished_fix {
+            fix_unfinished(context, forge, fix, outcome).await?;
+        }
+    } else if let Some(fix) = &unfinished_fix {
+        // A fix that did not end `done` would put unverified work on top
+        // of a pull request people are reviewing: the branch stays as it
+        // was, and the pull request is told why.
+        fix_unfinished(context, forge, fix, outcome).await?;
+        notes.push(format!(
+            "the fix ended {outcome}: nothing was pushed; pull request #{} is as it was",
+            fix.pull_request
+        ));
     } else if context.run.manifest.route == Route::Epic {
         if outcome == Outcome::Done {
             notes.push(file_children(context, forge).await?);

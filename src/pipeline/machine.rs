@@ -210,7 +210,8 @@ pub fn apply(manifest: &mut Manifest, result: PhaseResult) {
     if matches!(
         name,
         PhaseName::Tests | PhaseName::Implement | PhaseName::Repair | PhaseName::Verify
-    ) {
+    ) || produces_patch(manifest.route, name)
+    {
         manifest.phases[index].patch_sha256.clone_from(&patch);
     }
     match result {
@@ -383,12 +384,18 @@ pub fn expected_patch(manifest: &Manifest) -> Option<(usize, PhaseName, String)>
         .valid()
         .rev()
         .filter(|(_, record)| {
-            matches!(
-                record.name,
-                PhaseName::Tests | PhaseName::Implement | PhaseName::Repair
-            ) && record.status == PhaseStatus::Done
+            produces_patch(manifest.route, record.name) && record.status == PhaseStatus::Done
         })
         .find_map(|(index, record)| Some((index, record.name, record.patch_sha256.clone()?)))
+}
+
+/// The phases whose execution leaves the run's patch: tests, implement and
+/// repair, and, on the fix route, intake (the pull request's change).
+pub fn produces_patch(route: Route, phase: PhaseName) -> bool {
+    matches!(
+        phase,
+        PhaseName::Tests | PhaseName::Implement | PhaseName::Repair
+    ) || (route == Route::Fix && phase == PhaseName::Intake)
 }
 
 /// An upper bound on phase executions before any run ends, from the route

@@ -765,9 +765,50 @@ fn a_fix_comment(forge: Forge) {
         .to_object(&origin)
         .unwrap();
     assert_eq!(blob.as_blob().unwrap().content(), BYE.as_bytes());
+    // The rest of the pull request's change is still there.
+    assert!(
+        commit
+            .tree()
+            .unwrap()
+            .get_path(Path::new("tests/greet_test.sh"))
+            .is_ok()
+    );
     assert_eq!(pipeline.forge.pulls().len(), 1);
     assert!(!pipeline.pull_is_draft());
     pipeline.assert_secrets_kept();
+}
+
+/// A fix whose gates stay red pushes nothing: the pull request people are
+/// reviewing stays as it was and is told why.
+#[test]
+fn a_fix_that_stays_red_leaves_the_pull_request_as_it_was() {
+    let mut script = happy_script();
+    script["repair"] = agent(vec![vec![write("lib.sh", BUGGY)]]);
+    let mut pipeline = Pipeline::new(Forge::Forgejo, script);
+    pipeline.forge.set_token_user("baton", false);
+    pipeline.runner.run();
+    let before = pipeline.branch_head().unwrap();
+    let number = pipeline.pull()["number"].as_u64().unwrap();
+    pipeline.comment_on_pull(number, "alice", "/baton fix break it");
+    let inputs = pipeline.forge.dispatches()[0]["inputs"].clone();
+    pipeline.runner.run_id = "4343".into();
+    pipeline.runner.event_name = "workflow_dispatch".into();
+    pipeline.runner.event = json!({"inputs": inputs, "ref": "refs/heads/main", "sender": {"login": "github-actions[bot]"}});
+    pipeline.runner.run();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "failed", "{}", publish.log);
+    assert_eq!(pipeline.runner.result("verify_1").result, "failure");
+    assert_eq!(pipeline.branch_head().unwrap(), before);
+    assert!(!pipeline.pull_is_draft());
+    let told = pipeline
+        .forge
+        .comments(number)
+        .into_iter()
+        .filter_map(|comment| comment["body"].as_str().map(str::to_owned))
+        .filter(|body| body.starts_with("<!-- baton:fix="))
+        .collect::<Vec<_>>();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("ended `failed`"), "{}", told[0]);
 }
 
 /// A person pushes to the branch while a fix runs: publish refuses to
@@ -777,7 +818,7 @@ fn a_fix_never_pushes_over_a_commit_made_while_it_ran() {
     let mut script = happy_script();
     script["repair"] = agent(vec![vec![write(
         "lib.sh",
-        "greet() { echo \"hi, world\"; }\n",
+        "greet() { echo \"hello, world\"; }\nhi() { echo hi; }\n",
     )]]);
     let mut pipeline = Pipeline::new(Forge::GitHub, script);
     pipeline.forge.set_token_user("baton", false);
