@@ -281,11 +281,18 @@ async fn to_forge(
         let message = commit_message(manifest, fix.as_ref());
         if let Some(fix) = &fix {
             // A fix goes on top of the head it was made for; a branch that
-            // moved since would lose a commit to the push.
+            // moved since would lose a commit to the push. (A rerun of
+            // publish finds its own commit there: the same one again.)
             let current = context
                 .source
                 .fetch_branch(&branch, Some(&settings.token))?;
-            if current != fix.head_sha {
+            let ours = context.source.commit_for(
+                &manifest.base_sha,
+                &context.patch()?,
+                &message,
+                Some(&fix.head_sha),
+            )?;
+            if current != fix.head_sha && current != ours {
                 return Err(crate::bad_input!(
                     "{branch} moved from {} to {} since this fix started; nothing was pushed: ask again with `/baton fix`",
                     approval::short(&fix.head_sha),

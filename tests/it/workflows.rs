@@ -776,6 +776,12 @@ fn a_fix_comment(forge: Forge) {
     assert_eq!(pipeline.forge.pulls().len(), 1);
     assert!(!pipeline.pull_is_draft());
     pipeline.assert_secrets_kept();
+
+    // publish run again: its own commit is on the branch; nothing changes.
+    let again = pipeline.runner.rerun("publish");
+    assert_eq!(again.result, "success", "{}", again.log);
+    assert_eq!(pipeline.branch_head().unwrap(), second);
+    assert_eq!(pipeline.forge.pulls().len(), 1);
 }
 
 /// A fix whose gates stay red pushes nothing: the pull request people are
