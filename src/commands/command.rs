@@ -167,7 +167,7 @@ async fn act(
         Verb::Approve if !on_pull_request => format!(
             "`/baton approve` releases the approval checkpoint of a baton pull request: comment it on the pull request for #{target}. Nothing was approved."
         ),
-        Verb::Approve => approve(forge, commented.number, target, author).await?,
+        Verb::Approve => approve(forge, commented, target, author).await?,
         Verb::Fix(_) if !on_pull_request => format!(
             "`/baton fix <text>` repairs a baton pull request: comment it on the pull request for #{target}. Nothing was run."
         ),
@@ -200,10 +200,11 @@ async fn act(
 /// publish of the same commit counts it.
 async fn approve(
     forge: &dyn Forge,
-    number: u64,
+    commented: &forge::Issue,
     target: u64,
     author: &str,
 ) -> anyhow::Result<String> {
+    let number = commented.number;
     let pull = forge.pull_request(number).await?;
     let branch = format!("baton/issue-{target}");
     if pull.head != branch || pull.head_repository != forge.repository() {
@@ -221,6 +222,11 @@ async fn approve(
     }
     let short = approval::short(&head);
     let recorded = approval::approved_marker(&head);
+    if approval::last_approved(&commented.comments) == Some(head.as_str()) && !pull.draft {
+        return Ok(format!(
+            "Commit {short} is approved already; a later push needs a new `/baton approve`."
+        ));
+    }
     match approval::awaiting_in(&pull.body) {
         Some(waiting) if waiting == head => {
             let body = approved_body(&pull.body, &head, author);

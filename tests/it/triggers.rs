@@ -415,6 +415,14 @@ fn approve_is_bound_to_the_head_commit(flavor: Flavor) {
     for number in [7, 50] {
         assert!(forge.labels_of(number).contains(&"baton:done".to_owned()));
     }
+    comments.comment(50, "alice", "/baton approve", true);
+    assert!(
+        comments
+            .replies(50)
+            .last()
+            .unwrap()
+            .contains("approved already")
+    );
 
     // Someone pushed after publish: the head is not what baton verified.
     forge.add_pull(51, title, "baton/issue-8", "main", true, "baton");
