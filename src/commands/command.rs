@@ -242,7 +242,7 @@ async fn approve(
                 forge_sync::finish_labels(forge, each, Outcome::Done).await?;
             }
             Ok(format!(
-                "Approved commit {short} for @{author}: the pull request is ready for review. A later push makes this approval stale.\n{recorded}"
+                "Approved commit {short} (by @{author}): the pull request is ready for review. A later push makes this approval stale.\n{recorded}"
             ))
         }
         Some(waiting) => Ok(format!(
