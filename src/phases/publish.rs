@@ -321,6 +321,14 @@ async fn to_forge(
                     awaiting
                         .filter(|head| *head == commit)
                         .map(approval::awaiting_marker),
+                    fix.as_ref().map(|fix| {
+                        format!(
+                            "> The last commit, {}, is the `/baton fix` @{} asked for in [this comment]({}).\n",
+                            approval::short(&commit),
+                            fix.author,
+                            fix.url
+                        )
+                    }),
                     evidence,
                 ),
                 head: branch.clone(),
@@ -372,10 +380,16 @@ async fn to_forge(
 
 /// The PR body: the marker (and the commit it waits an approval for),
 /// then the evidence.
-fn pull_request_body(issue: u64, awaiting: Option<String>, evidence: &str) -> String {
+fn pull_request_body(
+    issue: u64,
+    awaiting: Option<String>,
+    fix: Option<String>,
+    evidence: &str,
+) -> String {
     let awaiting = awaiting.map(|line| format!("{line}\n")).unwrap_or_default();
+    let fix = fix.map(|note| format!("\n{note}\n")).unwrap_or_default();
     format!(
-        "{}\n{awaiting}{}",
+        "{}\n{awaiting}{fix}{}",
         tracking::pull_request_marker(issue),
         cap(evidence)
     )

@@ -757,6 +757,11 @@ fn a_fix_comment(forge: Forge) {
             .unwrap()
             .contains("`/baton fix` from @alice")
     );
+    let body = pipeline.pull()["body"].as_str().unwrap().to_owned();
+    assert!(
+        body.contains("is the `/baton fix` @alice asked for"),
+        "{body}"
+    );
     let blob = commit
         .tree()
         .unwrap()
