@@ -124,6 +124,28 @@ async fn act(
             format!("Started a run for #{target} (`{workflow}` on `{branch}`).")
         }
         Verb::Retry(Some(phase)) => {
+            // The run the tracking comment links: its job for that phase
+            // runs again from the run directory the job before it left.
+            if let Some(tracking) = tracking_comment(forge, commented, target).await?
+                && let Some(run) = tracking
+                    .body
+                    .split(['(', ')', ' ', '\n'])
+                    .find_map(command::run_id_of)
+            {
+                match forge.rerun_job(run, phase.as_str()).await? {
+                    Some(true) => {
+                        return Ok(format!(
+                            "Re-running the {phase} job of workflow run {run} and the jobs after it, from the run directory the job before it left. A phase that failed, crashed or was stopped carries on from there; a phase that finished is not done again (`/baton run` starts afresh)."
+                        ));
+                    }
+                    Some(false) => {
+                        return Ok(format!(
+                            "Workflow run {run} has no {phase} job that ran; nothing was re-run. `/baton run` starts a new run."
+                        ));
+                    }
+                    None => {}
+                }
+            }
             let branch = dispatch(forge, workflow, target).await?;
             format!(
                 "Started a new run for #{target} (`{workflow}` on `{branch}`). It starts from intake, not from {phase}: to rerun one phase of a run, re-run its job in the workflow run, which takes the run directory as that job left it."

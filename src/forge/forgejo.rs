@@ -719,6 +719,11 @@ impl Forge for Forgejo {
     fn cancel_run(&self, _run: u64) -> BoxFuture<'_, Result<bool>> {
         Box::pin(async { Ok(false) })
     }
+
+    /// Forgejo's API has no job re-run (the web UI has).
+    fn rerun_job<'a>(&'a self, _run: u64, _job: &'a str) -> BoxFuture<'a, Result<Option<bool>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 #[cfg(test)]

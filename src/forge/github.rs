@@ -676,6 +676,45 @@ impl Forge for GitHub {
             Ok(true)
         })
     }
+
+    /// <https://docs.github.com/en/rest/actions/workflow-jobs#list-jobs-for-a-workflow-run>
+    /// (the latest attempt's jobs), then
+    /// <https://docs.github.com/en/rest/actions/workflow-jobs#re-run-a-job-from-a-workflow-run>,
+    /// which re-runs the job and the jobs that depend on it.
+    fn rerun_job<'a>(&'a self, run: u64, job: &'a str) -> BoxFuture<'a, Result<Option<bool>>> {
+        Box::pin(async move {
+            let path = self.repo_path(&format!("/actions/runs/{run}/jobs?per_page={PAGE}"));
+            let jobs: WireJobs = self.client.json(Method::Get, &path, None, true).await?;
+            // `verify`, or `verify 2` in the unrolled repair loop: the last
+            // one that ran.
+            let Some(found) = jobs.jobs.iter().rev().find(|each| {
+                (each.name == job || each.name.starts_with(&format!("{job} ")))
+                    && each.conclusion.as_deref() != Some("skipped")
+            }) else {
+                return Ok(Some(false));
+            };
+            let path = self.repo_path(&format!("/actions/jobs/{}/rerun", found.id));
+            self.client
+                .request(Method::Post, &path, Some(&json!({})), false)
+                .await?;
+            Ok(Some(true))
+        })
+    }
+}
+
+/// <https://docs.github.com/en/rest/actions/workflow-jobs#list-jobs-for-a-workflow-run>
+#[derive(Debug, Deserialize)]
+struct WireJobs {
+    #[serde(default)]
+    jobs: Vec<WireJob>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireJob {
+    id: u64,
+    name: String,
+    #[serde(default)]
+    conclusion: Option<String>,
 }
 
 #[cfg(test)]

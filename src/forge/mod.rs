@@ -223,6 +223,11 @@ pub trait Forge: Send + Sync {
 
     /// Cancels a workflow run. `Ok(false)`: this forge's API cannot.
     fn cancel_run(&self, run: u64) -> BoxFuture<'_, Result<bool>>;
+
+    /// Re-runs the last job of workflow run `run` whose name is `job`, and
+    /// the jobs that need it. `Ok(None)`: this forge's API cannot;
+    /// `Ok(Some(false))`: the run has no such job.
+    fn rerun_job<'a>(&'a self, run: u64, job: &'a str) -> BoxFuture<'a, Result<Option<bool>>>;
 }
 
 /// Where the forge is and how to talk to it.

@@ -185,6 +185,10 @@ struct State {
     /// (comment id, reaction content).
     reactions: Vec<(u64, String)>,
     cancelled_runs: Vec<u64>,
+    /// Workflow run → its jobs `(id, name, conclusion)`, as a test set them.
+    run_jobs: HashMap<u64, Vec<(u64, String, String)>>,
+    /// Jobs re-run (GitHub's `actions/jobs/{id}/rerun`).
+    rerun_jobs: Vec<u64>,
     /// Branch → head commit, as a test set it.
     head_shas: HashMap<String, String>,
     /// A git repository whose branches are the pull requests' heads.
@@ -232,6 +236,8 @@ impl FakeForge {
             dispatches: Vec::new(),
             reactions: Vec::new(),
             cancelled_runs: Vec::new(),
+            run_jobs: HashMap::new(),
+            rerun_jobs: Vec::new(),
             head_shas: HashMap::new(),
             origin: None,
             faults: Vec::new(),
@@ -472,6 +478,20 @@ impl FakeForge {
 
     pub fn reactions(&self) -> Vec<(u64, String)> {
         lock(&self.state).reactions.clone()
+    }
+
+    /// The jobs of workflow run `run`: `(id, name, conclusion)`.
+    pub fn set_run_jobs(&self, run: u64, jobs: &[(u64, &str, &str)]) {
+        lock(&self.state).run_jobs.insert(
+            run,
+            jobs.iter()
+                .map(|(id, name, conclusion)| (*id, (*name).to_owned(), (*conclusion).to_owned()))
+                .collect(),
+        );
+    }
+
+    pub fn rerun_jobs(&self) -> Vec<u64> {
+        lock(&self.state).rerun_jobs.clone()
     }
 
     pub fn cancelled_runs(&self) -> Vec<u64> {
@@ -898,6 +918,36 @@ fn github_routes(state: &mut State, request: &Request, rest: &[&str]) -> Reply {
             dispatch(state, request, workflow)
         }
         ("POST", ["issues", "comments", id, "reactions"]) => react(state, request, id),
+        // `actions/list-jobs-for-workflow-run` (the latest attempt).
+        ("GET", ["actions", "runs", id, "jobs"]) => match parse_number(id) {
+            Some(run) => {
+                let jobs: Vec<Value> = state
+                    .run_jobs
+                    .get(&run)
+                    .into_iter()
+                    .flatten()
+                    .map(|(id, name, conclusion)| {
+                        json!({"id": id, "run_id": run, "name": name, "status": "completed", "conclusion": conclusion})
+                    })
+                    .collect();
+                json_reply(200, &json!({"total_count": jobs.len(), "jobs": jobs}))
+            }
+            None => state.not_found(),
+        },
+        // `actions/re-run-job-for-workflow-run` → 201.
+        ("POST", ["actions", "jobs", id, "rerun"]) => match parse_number(id) {
+            Some(job)
+                if state
+                    .run_jobs
+                    .values()
+                    .flatten()
+                    .any(|(each, _, _)| *each == job) =>
+            {
+                state.rerun_jobs.push(job);
+                json_reply(201, &json!({}))
+            }
+            _ => state.not_found(),
+        },
         ("POST", ["actions", "runs", id, "cancel"]) => match parse_number(id) {
             Some(run) => {
                 state.cancelled_runs.push(run);
