@@ -745,6 +745,16 @@ impl Config {
                 }
             }
         }
+        for (label, route) in &self.triggers.routes {
+            if !Route::ALL.contains(route) {
+                issues.push(ConfigIssue {
+                    key: format!("triggers.routes.{label}"),
+                    message: format!(
+                        "`{route}` is started only by `/baton fix`; use feature, hotfix, chore or epic"
+                    ),
+                });
+            }
+        }
         let mut gate_names = std::collections::BTreeSet::new();
         for (index, gate) in self.gates.iter().enumerate() {
             let valid_name = !gate.name.is_empty()

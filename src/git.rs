@@ -158,6 +158,12 @@ impl Source {
     /// time), so the same patch always makes the same commit and a rerun
     /// pushes nothing new. HTTPS remotes get the token through a credential
     /// callback; it never appears in a URL, a config or a message.
+    ///
+    /// With `on` (a `/baton fix`: the pull request's head), the commit is
+    /// made on top of `on` instead, so the push is a fast-forward: its
+    /// parent is `on`, and also `base` when `on` does not contain it yet (a
+    /// merge of the default branch, so the pull request's diff stays the
+    /// change).
     pub fn push_branch(
         &self,
         base: &str,
@@ -165,12 +171,78 @@ impl Source {
         branch: &str,
         message: &str,
         token: Option<&crate::secrets::Secret>,
+        on: Option<&str>,
     ) -> anyhow::Result<String> {
         let tree = self.work_tree(base, patch)?;
-        let commit = tree.commit(message)?;
+        let commit = tree.commit(message, on)?;
         let url = self.origin_url()?;
         tree.push(&url, commit, branch, token)?;
         Ok(commit.to_string())
+    }
+
+    /// The commit `push_branch` would push for the same arguments, made but
+    /// not pushed: an approval is bound to it before publish decides.
+    pub fn commit_for(
+        &self,
+        base: &str,
+        patch: &str,
+        message: &str,
+        on: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let tree = self.work_tree(base, patch)?;
+        Ok(tree.commit(message, on)?.to_string())
+    }
+
+    /// Fetches `branch` from `origin` (HTTPS with the token, as a push
+    /// does) and returns its head commit. The fetched head is kept under
+    /// `refs/baton/`, never as a local branch.
+    pub fn fetch_branch(
+        &self,
+        branch: &str,
+        token: Option<&crate::secrets::Secret>,
+    ) -> anyhow::Result<String> {
+        let url = self.origin_url()?;
+        let target = format!("refs/baton/fetched/{branch}");
+        let mut remote = self.repository.remote_anonymous(&url)?;
+        let mut options = git2::FetchOptions::new();
+        options.remote_callbacks(credentials(&url, token));
+        remote
+            .fetch(
+                &[format!("+refs/heads/{branch}:{target}")],
+                Some(&mut options),
+                None,
+            )
+            .map_err(|error| anyhow!("cannot fetch {branch} from origin: {}", error.message()))?;
+        Ok(self.repository.refname_to_id(&target)?.to_string())
+    }
+
+    /// What `head` changed since it left `base`'s history, carried onto
+    /// `base` (a merge of the two, in memory), as a patch against `base`.
+    /// A conflict is refused: the change cannot be carried without a person.
+    pub fn carried_patch(&self, base: &str, head: &str) -> anyhow::Result<String> {
+        let base_commit = self.commit(base)?;
+        let head_commit = self.commit(head)?;
+        let mut index = self
+            .repository
+            .merge_commits(&base_commit, &head_commit, None)?;
+        if index.has_conflicts() {
+            return Err(bad_input!(
+                "{} conflicts with {}: resolve the conflict on the branch, or start over with `/baton run`",
+                &head[..head.len().min(12)],
+                &base[..base.len().min(12)]
+            ));
+        }
+        let merged = self
+            .repository
+            .find_tree(index.write_tree_to(&self.repository)?)?;
+        let mut options = DiffOptions::new();
+        options.show_binary(true);
+        let diff = self.repository.diff_tree_to_tree(
+            Some(&base_commit.tree()?),
+            Some(&merged),
+            Some(&mut options),
+        )?;
+        patch_text(&diff)
     }
 
     /// The checkout itself at `sha` with `patch` applied: in CI, verify runs
@@ -347,21 +419,35 @@ impl WorkTree {
             })
     }
 
-    /// Commits the tree as it is on top of the base commit.
-    fn commit(&self, message: &str) -> anyhow::Result<Oid> {
+    /// Commits the tree as it is on top of the base commit, or of `on`
+    /// (see `Source::push_branch`).
+    fn commit(&self, message: &str, on: Option<&str>) -> anyhow::Result<Oid> {
         let mut index = self.repository.index()?;
         index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
         index.update_all(["*"], None)?;
         let tree = self.repository.find_tree(index.write_tree()?)?;
-        let parent = self.repository.find_commit(self.commit)?;
+        let base = self.repository.find_commit(self.commit)?;
+        let mut parents = Vec::new();
+        if let Some(on) = on {
+            let on = self.repository.find_commit(Oid::from_str(on)?)?;
+            let contains_base =
+                on.id() == base.id() || self.repository.graph_descendant_of(on.id(), base.id())?;
+            parents.push(on);
+            if !contains_base {
+                parents.push(base);
+            }
+        } else {
+            parents.push(base);
+        }
         let signature = git2::Signature::new(
             "baton",
             "baton@users.noreply.invalid",
-            &parent.committer().when(),
+            &parents[0].committer().when(),
         )?;
+        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
         Ok(self
             .repository
-            .commit(None, &signature, &signature, message, &tree, &[&parent])?)
+            .commit(None, &signature, &signature, message, &tree, &parents)?)
     }
 
     /// Force-pushes `commit` as `branch` to `url`.
@@ -376,25 +462,7 @@ impl WorkTree {
         self.repository
             .reference(&reference, commit, true, "baton publish")?;
         let mut remote = self.repository.remote_anonymous(url)?;
-        let mut callbacks = git2::RemoteCallbacks::new();
-        let mut asked = false;
-        let origin_host = host_of(url).to_owned();
-        callbacks.credentials(move |asking, _, _| {
-            // Only to origin's host (not to wherever a redirect leads), and
-            // once: asked again means the token was refused; do not loop.
-            match token {
-                Some(_) if host_of(asking) != origin_host => Err(git2::Error::from_str(
-                    "git asked for credentials for another host than origin's; refused",
-                )),
-                Some(token) if !asked => {
-                    asked = true;
-                    git2::Cred::userpass_plaintext("x-access-token", token.expose())
-                }
-                _ => Err(git2::Error::from_str(
-                    "the forge refused the token for git (it needs contents: write)",
-                )),
-            }
-        });
+        let mut callbacks = credentials(url, token);
         let refused = std::rc::Rc::new(std::cell::RefCell::new(None));
         let seen = std::rc::Rc::clone(&refused);
         callbacks.push_update_reference(move |name, status| {
@@ -472,23 +540,54 @@ impl WorkTree {
             Some(&new_tree),
             Some(&mut options),
         )?;
-        let mut patch = Vec::new();
-        diff.print(DiffFormat::Patch, |_, _, line| {
-            if matches!(line.origin(), '+' | '-' | ' ') {
-                patch.push(line.origin() as u8);
-            }
-            patch.extend_from_slice(line.content());
-            true
-        })?;
+        let patch = patch_text(&diff)?;
         left_out.sort();
         let left_out_count = left_out.len();
         left_out.truncate(LEFT_OUT_KEPT);
         Ok(Changes {
-            patch: String::from_utf8_lossy(&patch).into_owned(),
+            patch,
             left_out,
             left_out_count,
         })
     }
+}
+
+/// A diff as git patch text.
+fn patch_text(diff: &Diff<'_>) -> anyhow::Result<String> {
+    let mut patch = Vec::new();
+    diff.print(DiffFormat::Patch, |_, _, line| {
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            patch.push(line.origin() as u8);
+        }
+        patch.extend_from_slice(line.content());
+        true
+    })?;
+    Ok(String::from_utf8_lossy(&patch).into_owned())
+}
+
+/// The token for git, offered only to origin's host (not to wherever a
+/// redirect leads), and once: asked again means the token was refused; do
+/// not loop.
+fn credentials<'a>(
+    url: &str,
+    token: Option<&'a crate::secrets::Secret>,
+) -> git2::RemoteCallbacks<'a> {
+    let mut callbacks = git2::RemoteCallbacks::new();
+    let mut asked = false;
+    let origin_host = host_of(url).to_owned();
+    callbacks.credentials(move |asking, _, _| match token {
+        Some(_) if host_of(asking) != origin_host => Err(git2::Error::from_str(
+            "git asked for credentials for another host than origin's; refused",
+        )),
+        Some(token) if !asked => {
+            asked = true;
+            git2::Cred::userpass_plaintext("x-access-token", token.expose())
+        }
+        _ => Err(git2::Error::from_str(
+            "the forge refused the token for git (it needs contents: write)",
+        )),
+    });
+    callbacks
 }
 
 #[cfg(test)]
@@ -613,5 +712,51 @@ mod tests {
             changes.left_out,
             ["pkg/__pycache__/m.pyc", "target/debug/out"]
         );
+    }
+
+    #[test]
+    fn a_branch_s_change_is_carried_onto_a_base_that_moved_on() {
+        let directory = tempfile::tempdir().unwrap();
+        let repository = Repository::init(directory.path()).unwrap();
+        std::fs::write(directory.path().join("a.txt"), "one\n").unwrap();
+        std::fs::create_dir(directory.path().join("tests")).unwrap();
+        std::fs::write(directory.path().join("tests/.keep"), "").unwrap();
+        commit_all(&repository, "base");
+        let source = Source::open(directory.path()).unwrap();
+        let fork = source.head_sha().unwrap();
+        // The branch: a.txt changed and a new test.
+        std::fs::write(directory.path().join("a.txt"), "ONE\n").unwrap();
+        std::fs::write(directory.path().join("tests/t.sh"), "test\n").unwrap();
+        commit_all(&repository, "branch");
+        let branch = source.head_sha().unwrap();
+        // The default branch moves on from the fork point.
+        let fork_commit = repository
+            .find_commit(Oid::from_str(&fork).unwrap())
+            .unwrap();
+        repository
+            .reset(fork_commit.as_object(), git2::ResetType::Hard, None)
+            .unwrap();
+        std::fs::write(directory.path().join("b.txt"), "other\n").unwrap();
+        commit_all(&repository, "main moved");
+        let main = source.head_sha().unwrap();
+
+        let patch = source.carried_patch(&main, &branch).unwrap();
+        let files: Vec<String> = crate::patch::parse(&patch)
+            .into_iter()
+            .map(|file| file.path)
+            .collect();
+        assert_eq!(files, ["a.txt", "tests/t.sh"]);
+        let tree = source.work_tree(&main, &patch).unwrap();
+        std::fs::write(tree.path().join("a.txt"), "One\n").unwrap();
+        let after: Vec<String> = crate::patch::parse(&tree.diff().unwrap())
+            .into_iter()
+            .map(|file| file.path)
+            .collect();
+        assert_eq!(after, ["a.txt", "tests/t.sh"]);
+        // On top of the branch, with main as a second parent.
+        let commit = tree.commit("fix", Some(&branch)).unwrap();
+        let commit = tree.repository.find_commit(commit).unwrap();
+        let parents: Vec<String> = commit.parent_ids().map(|id| id.to_string()).collect();
+        assert_eq!(parents, [branch, main]);
     }
 }

@@ -206,6 +206,21 @@ pub struct VerifyRound {
     pub signature: Option<String>,
 }
 
+/// `fix.json`: what a `/baton fix` run repairs, read from the forge at
+/// intake. The text is untrusted, like the ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixRecord {
+    pub untrusted: bool,
+    pub comment: u64,
+    pub author: String,
+    pub text: String,
+    pub url: String,
+    pub pull_request: u64,
+    /// The pull request's head when intake read it: the fix's commit is
+    /// pushed on top of it.
+    pub head_sha: String,
+}
+
 /// `repair.json`: the history handed to each new repair.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RepairRecord {

@@ -17,9 +17,14 @@ pub enum Route {
     Hotfix,
     Chore,
     Epic,
+    /// `/baton fix <text>` on a baton pull request: the pull request's
+    /// change repaired with that feedback and verified again. Only a fix
+    /// dispatch picks it (never a label or the `route` input).
+    Fix,
 }
 
 impl Route {
+    /// The routes a label, the `route` input or `--route` may pick.
     pub const ALL: [Route; 4] = [Route::Feature, Route::Hotfix, Route::Chore, Route::Epic];
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +33,7 @@ impl Route {
             Self::Hotfix => "hotfix",
             Self::Chore => "chore",
             Self::Epic => "epic",
+            Self::Fix => "fix",
         }
     }
 
@@ -46,6 +52,7 @@ impl Route {
             ],
             Self::Chore => &[Intake, Plan, Implement, Verify, Repair, Review, Publish],
             Self::Epic => &[Intake, Spec, Design, Split, Publish],
+            Self::Fix => &[Intake, Repair, Verify, Review, Publish],
         }
     }
 

@@ -21,6 +21,10 @@ pub enum EventRequest {
         issue: u64,
         route: Option<Route>,
         from_phase: Option<PhaseName>,
+        /// `/baton fix`: the id of the comment whose feedback the run
+        /// repairs the pull request with (its text and author are read
+        /// again from the forge, never carried in the dispatch).
+        fix_comment: Option<u64>,
         /// How the evidence names the trigger: `issues labeled baton`, ….
         description: String,
         /// Who caused the event (`sender.login`); intake asks the forge for
@@ -278,6 +282,7 @@ fn issues_event(
         issue: number,
         route: None,
         from_phase: None,
+        fix_comment: None,
         description: format!("issue #{number} labelled `{label}`"),
         sender,
     };
@@ -336,10 +341,20 @@ fn dispatch_event(inputs: &BTreeMap<String, String>) -> anyhow::Result<EventRequ
                 .map_err(|message| bad_input!("workflow_dispatch input `from_phase`: {message}"))
         })
         .transpose()?;
+    let fix_comment = input("fix_comment")
+        .map(|text| {
+            text.parse::<u64>().map_err(|_| {
+                bad_input!(
+                    "workflow_dispatch input `fix_comment` must be a comment id, not `{text}`"
+                )
+            })
+        })
+        .transpose()?;
     Ok(EventRequest::Start {
         issue,
         route,
         from_phase,
+        fix_comment,
         description: format!("workflow_dispatch for issue #{issue}"),
         // Dispatching a workflow already takes write access, and the
         // dispatches baton makes itself come from the workflow's bot, which
@@ -489,6 +504,7 @@ mod tests {
                 issue: 12,
                 route: Some(Route::Chore),
                 from_phase: None,
+                fix_comment: None,
                 description: "workflow_dispatch for issue #12".into(),
                 sender: None,
             }
@@ -498,6 +514,15 @@ mod tests {
             EventRequest::Start { issue: 3, .. }
         ));
         assert!(dispatch(r#"{"inputs": {"issue": "twelve"}}"#).is_err());
+        assert!(matches!(
+            dispatch(r#"{"inputs": {"issue": "12", "fix_comment": "345"}}"#).unwrap(),
+            EventRequest::Start {
+                fix_comment: Some(345),
+                ..
+            }
+        ));
+        assert!(dispatch(r#"{"inputs": {"issue": "12", "fix_comment": "soon"}}"#).is_err());
+        assert!(dispatch(r#"{"inputs": {"issue": "12", "route": "fix"}}"#).is_err());
         assert!(dispatch(r#"{"inputs": {"route": "chore"}}"#).is_err());
         assert!(dispatch(r#"{"inputs": {"issue": "1", "route": "yolo"}}"#).is_err());
         assert!(dispatch(r#"{"inputs": {"issue": {"n": 1}}}"#).is_err());

@@ -205,6 +205,11 @@ on:
         required: false
         type: string
         default: \"\"
+      fix_comment:
+        description: \"Set by `/baton fix`: the id of the comment whose feedback repairs the issue's pull request\"
+        required: false
+        type: string
+        default: \"\"
   schedule:
     # The backlog sweep: issues labelled [triggers].sweep_label, at most
     # [sweep].max_runs started, each with a workflow_dispatch of this file.

@@ -49,6 +49,7 @@ pub async fn run(
                     route: asked,
                     description,
                     sender,
+                    fix_comment,
                     ..
                 } => {
                     if let Some(sender) = sender
@@ -58,7 +59,14 @@ pub async fn run(
                         return skipped(reporter, &refusal);
                     }
                     route = route.or(asked);
-                    Trigger::Forge { issue, description }
+                    if fix_comment.is_some() {
+                        route = Some(crate::types::Route::Fix);
+                    }
+                    Trigger::Forge {
+                        issue,
+                        description,
+                        fix_comment,
+                    }
                 }
                 EventRequest::Skip(reason) => return skipped(reporter, &reason),
             },

@@ -56,6 +56,9 @@ fn headline(out: &mut String, evidence: &Evidence) {
         evidence.issue.number,
         one_line(&evidence.issue.title)
     );
+    if let Some(parent) = evidence.issue.parent {
+        let _ = writeln!(out, "\nPart of #{parent}: split from that epic by baton.");
+    }
     if let Some(reason) = &evidence.reason {
         let _ = writeln!(out, "\n> **Stopped:** {}", one_line(reason));
     }

@@ -611,6 +611,15 @@ fn risks(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
             ));
         }
     }
+    if let Some(head) = approved_head(input)
+        && !input.policy.needs_approval.is_empty()
+    {
+        risks.push(format!(
+            "Changes to {} were released by `/baton approve` on commit {}.",
+            input.policy.needs_approval.join(", "),
+            crate::trigger::approval::short(head)
+        ));
+    }
     for model in input.unpriced_models {
         risks.push(format!(
             "No [pricing] entry for `{model}`: its cost is counted as $0."
@@ -634,7 +643,7 @@ fn needs_human(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
             input.manifest.config.path.as_deref().unwrap_or("unnamed")
         ));
     }
-    if !input.policy.needs_approval.is_empty() {
+    if !input.policy.needs_approval.is_empty() && approved_head(input).is_none() {
         needs.push(format!(
             "Changes to {} need `/baton approve` before they can be published.",
             input.policy.needs_approval.join(", ")
@@ -669,6 +678,15 @@ fn needs_human(input: &EvidenceInput<'_>, evidence: &Evidence) -> Vec<String> {
         ));
     }
     needs
+}
+
+/// The commit an approval checkpoint was released for, as publish found it.
+fn approved_head<'a>(input: &EvidenceInput<'a>) -> Option<&'a str> {
+    input
+        .manifest
+        .forge
+        .as_ref()
+        .and_then(|run| run.approved_head.as_deref())
 }
 
 fn dedup(mut items: Vec<String>) -> Vec<String> {

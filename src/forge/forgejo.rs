@@ -286,6 +286,7 @@ impl From<WireIssue> for Issue {
             body: wire.body.unwrap_or_default(),
             url: wire.html_url,
             author: wire.user.map(|user| user.login).unwrap_or_default(),
+            from_baton: false,
             labels: wire.labels.into_iter().map(|label| label.name).collect(),
             is_pull_request: wire.pull_request.is_some_and(|value| !value.is_null()),
             comments: Vec::new(),
@@ -327,6 +328,8 @@ struct WireBranch {
     #[serde(rename = "ref")]
     branch: String,
     #[serde(default)]
+    sha: String,
+    #[serde(default)]
     repo: Option<WireRepository>,
 }
 
@@ -349,6 +352,7 @@ impl From<WirePull> for PullRequest {
             title: wire.title,
             body: wire.body.unwrap_or_default(),
             head: wire.head.branch,
+            head_sha: wire.head.sha,
             head_repository: wire
                 .head
                 .repo
@@ -427,6 +431,8 @@ impl Forge for Forgejo {
             let path = self.repo_path(&format!("/issues/{number}"));
             let wire: WireIssue = self.client.json(Method::Get, &path, None, true).await?;
             let mut issue = Issue::from(wire);
+            // Forgejo marks no bots: only the token's own login is baton.
+            issue.from_baton = self.own_login().await == Some(issue.author.as_str());
             issue.comments = self.comments(number).await?;
             Ok(issue)
         })
@@ -543,6 +549,14 @@ impl Forge for Forgejo {
                 .client
                 .json(Method::Post, &path, Some(&body), false)
                 .await?;
+            Ok(wire.into())
+        })
+    }
+
+    fn pull_request(&self, number: u64) -> BoxFuture<'_, Result<PullRequest>> {
+        Box::pin(async move {
+            let path = self.repo_path(&format!("/pulls/{number}"));
+            let wire: WirePull = self.client.json(Method::Get, &path, None, true).await?;
             Ok(wire.into())
         })
     }
@@ -704,6 +718,11 @@ impl Forge for Forgejo {
     /// Forgejo's API has no route that cancels a run (the web UI does).
     fn cancel_run(&self, _run: u64) -> BoxFuture<'_, Result<bool>> {
         Box::pin(async { Ok(false) })
+    }
+
+    /// Forgejo's API has no job re-run (the web UI has).
+    fn rerun_job<'a>(&'a self, _run: u64, _job: &'a str) -> BoxFuture<'a, Result<Option<bool>>> {
+        Box::pin(async { Ok(None) })
     }
 }
 

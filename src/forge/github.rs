@@ -239,6 +239,7 @@ impl From<WireIssue> for Issue {
             body: wire.body.unwrap_or_default(),
             url: wire.html_url,
             author: wire.user.map(|user| user.login).unwrap_or_default(),
+            from_baton: false,
             labels: wire.labels.into_iter().map(|label| label.name).collect(),
             is_pull_request: wire.pull_request.is_some_and(|value| !value.is_null()),
             comments: Vec::new(),
@@ -258,17 +259,22 @@ struct WireComment {
     user: Option<WireUser>,
 }
 
+/// Whether `user` is the token's own identity: its login when GitHub told
+/// it (a personal token); an Actions token may not ask who it is, and what
+/// it writes is the Actions bot's. Another app's bot is not baton.
+fn written_by_baton(own_login: Option<&str>, user: Option<&WireUser>) -> bool {
+    match (own_login, user) {
+        (Some(login), Some(user)) => user.login == login,
+        (None, Some(user)) => user.is_bot() && user.login == ACTIONS_BOT,
+        (_, None) => false,
+    }
+}
+
 impl WireComment {
     /// `own_login`: the token's login when GitHub told it (a personal
     /// token); an Actions token may not ask, and its comments are a bot's.
     fn into_comment(self, own_login: Option<&str>) -> Comment {
-        let from_baton = match (own_login, &self.user) {
-            (Some(login), Some(user)) => user.login == login,
-            // An Actions token may not ask who it is; its comments are the
-            // Actions bot's. Another app's bot is not baton.
-            (None, Some(user)) => user.is_bot() && user.login == ACTIONS_BOT,
-            (_, None) => false,
-        };
+        let from_baton = written_by_baton(own_login, self.user.as_ref());
         Comment {
             id: self.id,
             from_baton,
@@ -299,6 +305,8 @@ struct WireHead {
     #[serde(rename = "ref")]
     branch: String,
     #[serde(default)]
+    sha: String,
+    #[serde(default)]
     repo: Option<WireRepository>,
 }
 
@@ -320,6 +328,7 @@ impl From<WirePull> for PullRequest {
             title: wire.title,
             body: wire.body.unwrap_or_default(),
             head: wire.head.branch,
+            head_sha: wire.head.sha,
             head_repository: wire
                 .head
                 .repo
@@ -382,7 +391,10 @@ impl Forge for GitHub {
         Box::pin(async move {
             let path = self.repo_path(&format!("/issues/{number}"));
             let wire: WireIssue = self.client.json(Method::Get, &path, None, true).await?;
+            let login = self.own_login().await;
+            let from_baton = written_by_baton(login, wire.user.as_ref());
             let mut issue = Issue::from(wire);
+            issue.from_baton = from_baton;
             issue.comments = self.comments(number).await?;
             Ok(issue)
         })
@@ -476,6 +488,14 @@ impl Forge for GitHub {
                 .client
                 .json(Method::Post, &path, Some(&body), false)
                 .await?;
+            Ok(wire.into())
+        })
+    }
+
+    fn pull_request(&self, number: u64) -> BoxFuture<'_, Result<PullRequest>> {
+        Box::pin(async move {
+            let path = self.repo_path(&format!("/pulls/{number}"));
+            let wire: WirePull = self.client.json(Method::Get, &path, None, true).await?;
             Ok(wire.into())
         })
     }
@@ -656,6 +676,45 @@ impl Forge for GitHub {
             Ok(true)
         })
     }
+
+    /// <https://docs.github.com/en/rest/actions/workflow-jobs#list-jobs-for-a-workflow-run>
+    /// (the latest attempt's jobs), then
+    /// <https://docs.github.com/en/rest/actions/workflow-jobs#re-run-a-job-from-a-workflow-run>,
+    /// which re-runs the job and the jobs that depend on it.
+    fn rerun_job<'a>(&'a self, run: u64, job: &'a str) -> BoxFuture<'a, Result<Option<bool>>> {
+        Box::pin(async move {
+            let path = self.repo_path(&format!("/actions/runs/{run}/jobs?per_page={PAGE}"));
+            let jobs: WireJobs = self.client.json(Method::Get, &path, None, true).await?;
+            // `verify`, or `verify 2` in the unrolled repair loop: the last
+            // one that ran.
+            let Some(found) = jobs.jobs.iter().rev().find(|each| {
+                (each.name == job || each.name.starts_with(&format!("{job} ")))
+                    && each.conclusion.as_deref() != Some("skipped")
+            }) else {
+                return Ok(Some(false));
+            };
+            let path = self.repo_path(&format!("/actions/jobs/{}/rerun", found.id));
+            self.client
+                .request(Method::Post, &path, Some(&json!({})), false)
+                .await?;
+            Ok(Some(true))
+        })
+    }
+}
+
+/// <https://docs.github.com/en/rest/actions/workflow-jobs#list-jobs-for-a-workflow-run>
+#[derive(Debug, Deserialize)]
+struct WireJobs {
+    #[serde(default)]
+    jobs: Vec<WireJob>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireJob {
+    id: u64,
+    name: String,
+    #[serde(default)]
+    conclusion: Option<String>,
 }
 
 #[cfg(test)]

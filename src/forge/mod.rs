@@ -33,6 +33,10 @@ pub struct Issue {
     pub body: String,
     pub url: String,
     pub author: String,
+    /// Opened with baton's own token (an epic's child), by the rule of
+    /// `Comment::from_baton`. Filled in by `Forge::issue` only.
+    #[serde(default)]
+    pub from_baton: bool,
     pub labels: Vec<String>,
     pub is_pull_request: bool,
     pub comments: Vec<Comment>,
@@ -63,6 +67,8 @@ pub struct PullRequest {
     pub head_repository: String,
     /// GitHub's GraphQL id (draft ↔ ready goes through GraphQL).
     pub node_id: String,
+    /// The head branch's commit: what an approval is bound to.
+    pub head_sha: String,
 }
 
 /// What a pull request should look like.
@@ -177,6 +183,9 @@ pub trait Forge: Send + Sync {
         spec: &'a PullRequestSpec,
     ) -> BoxFuture<'a, Result<PullRequest>>;
 
+    /// One pull request by number, open or not.
+    fn pull_request(&self, number: u64) -> BoxFuture<'_, Result<PullRequest>>;
+
     /// Title, body and draft state brought to `spec`.
     fn update_pull_request<'a>(
         &'a self,
@@ -214,6 +223,11 @@ pub trait Forge: Send + Sync {
 
     /// Cancels a workflow run. `Ok(false)`: this forge's API cannot.
     fn cancel_run(&self, run: u64) -> BoxFuture<'_, Result<bool>>;
+
+    /// Re-runs the last job of workflow run `run` whose name is `job`, and
+    /// the jobs that need it. `Ok(None)`: this forge's API cannot;
+    /// `Ok(Some(false))`: the run has no such job.
+    fn rerun_job<'a>(&'a self, run: u64, job: &'a str) -> BoxFuture<'a, Result<Option<bool>>>;
 }
 
 /// Where the forge is and how to talk to it.

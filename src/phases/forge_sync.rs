@@ -99,6 +99,7 @@ pub async fn start(
         run_url,
         pull_request: None,
         children: Vec::new(),
+        approved_head: None,
     });
     Ok(())
 }

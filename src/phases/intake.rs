@@ -40,7 +40,9 @@ pub async fn open_run(
     }
     let (ticket, forge) = match &request.trigger {
         Trigger::IssueFile(path) => (read_issue_file(path)?, None),
-        Trigger::Forge { issue, .. } => {
+        Trigger::Forge {
+            issue, fix_comment, ..
+        } => {
             let (_, forge) = forge_sync::connect(&settings.config)?;
             // Nothing is decided yet: any failure here is the event's or the
             // forge's to fix (exit 2), and the job can simply run again.
@@ -60,8 +62,23 @@ pub async fn open_run(
                     issue.number
                 ));
             }
-            (forge_sync::ticket_from(&issue), Some((forge, issue)))
+            let fix = match fix_comment {
+                Some(comment) => Some(
+                    super::fix::prepare(settings, forge.as_ref(), &source, issue.number, *comment)
+                        .await?,
+                ),
+                None => None,
+            };
+            (forge_sync::ticket_from(&issue), Some((forge, issue, fix)))
         }
+    };
+    // An epic's child names its parent in a hidden line; issue text is
+    // untrusted, so only an issue baton itself opened is believed.
+    let parent = match &forge {
+        Some((_, issue, _)) if issue.from_baton => {
+            crate::trigger::command::parent_of_child(&issue.body)
+        }
+        _ => None,
     };
     let ticket = without_control_characters(ticket);
     let base_sha = source.head_sha()?;
@@ -77,12 +94,20 @@ pub async fn open_run(
         request.route,
         pipeline::route_from_labels(&ticket.labels, &settings.config.triggers.routes),
     ) {
+        (Some(Route::Fix), _) => (Route::Fix, "`/baton fix` on the pull request".to_owned()),
         (Some(route), _) => (route, "set by --route".to_owned()),
         (None, Some((route, label))) => (
             route,
             format!("label `{label}` → {route} ([triggers].routes)"),
         ),
         (None, None) => (Route::Feature, ASK_MODEL.to_owned()),
+    };
+    let trigger = match &forge {
+        Some((_, _, Some((fix, _)))) => format!(
+            "`/baton fix` from @{} on pull request #{} ({})",
+            fix.author, fix.pull_request, fix.url
+        ),
+        _ => request.trigger.describe(),
     };
     let manifest = Manifest {
         schema: SCHEMA.into(),
@@ -92,12 +117,13 @@ pub async fn open_run(
             number: ticket.number,
             title: ticket.title.clone(),
             url: ticket.url.clone(),
+            parent,
         },
         base_sha,
         branch: format!("baton/issue-{}", ticket.number),
         route,
         route_reason,
-        trigger: request.trigger.describe(),
+        trigger,
         created_at: crate::clock::now_rfc3339(),
         phases: Vec::new(),
         budget: BudgetState {
@@ -125,7 +151,11 @@ pub async fn open_run(
     let mut run = RunDir::create(&run_dir, manifest)?;
     run.relative_to(&settings.repo);
     run.write_json(artifact::TICKET, &ticket)?;
-    if let Some((forge, issue)) = forge {
+    if let Some((_, _, Some((record, patch)))) = &forge {
+        run.write_json(artifact::FIX, record)?;
+        run.write_patch(artifact::PATCH, patch)?;
+    }
+    if let Some((forge, issue, _)) = forge {
         forge_sync::start(forge.as_ref(), &mut run.manifest, &issue).await?;
     }
     run.save()?;

@@ -4,7 +4,8 @@
 //! the evidence whenever a run stops.
 
 mod deliverable;
-mod forge_sync;
+mod fix;
+pub mod forge_sync;
 
 pub use forge_sync::authorize;
 mod intake;
@@ -486,10 +487,7 @@ async fn conclude_phase(context: &mut Context<'_>, ended: Ended) -> anyhow::Resu
     machine::apply(&mut context.run.manifest, result);
     let record = &context.run.manifest.phases[context.record];
     if record.status == PhaseStatus::Done
-        && matches!(
-            name,
-            PhaseName::Tests | PhaseName::Implement | PhaseName::Repair
-        )
+        && machine::produces_patch(context.run.manifest.route, name)
         && context.run.read(PATCH)?.is_some()
     {
         context

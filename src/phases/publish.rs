@@ -8,11 +8,12 @@ use super::{Context, PhaseResult, forge_sync, write_evidence};
 use crate::ci::event::EventRequest;
 use crate::config::{Config, Unfinished};
 use crate::forge::{self, Forge, PullRequestSpec, tracking};
-use crate::records::{Children, Review, Ticket, VerifyRecord};
+use crate::records::{Children, FixRecord, Review, Ticket, VerifyRecord};
 use crate::run_dir::artifact::{self, PATCH};
 use crate::run_dir::manifest::PullRequestRef;
 use crate::run_dir::sha256_hex;
 use crate::settings::env;
+use crate::trigger::approval::{self, Approval};
 use crate::types::{Outcome, PhaseName, ReviewVerdict, Route};
 
 /// GitHub refuses bodies over 65,536 characters; the evidence is cut first.
@@ -26,8 +27,12 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     // Publish decides `done` only from its own checks, never from what the
     // manifest (which is not hashed) says. A run another phase ended with
     // another outcome is finalised as it stands.
+    let mut awaiting = None;
     let end = match context.run.manifest.outcome {
-        Outcome::Running | Outcome::Done => judge(context, &config)?,
+        Outcome::Running | Outcome::Done => {
+            let end = judge(context, &config)?;
+            checkpoint(context, &config, end, &mut awaiting).await?
+        }
         _ => PhaseResult::Finished,
     };
     let outcome = match &end {
@@ -52,7 +57,7 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
         .unwrap_or_default();
     crate::ci::step_summary(&markdown)?;
     let note = if context.run.manifest.forge.is_some() {
-        match to_forge(context, &config, outcome, &markdown).await {
+        match to_forge(context, &config, outcome, &markdown, awaiting.as_deref()).await {
             Ok(note) => note,
             Err(error) => {
                 (context.run.manifest.outcome, context.run.manifest.reason) = before;
@@ -68,6 +73,139 @@ pub async fn run(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     };
     context.record().note = Some(note);
     Ok(end)
+}
+
+/// The approval checkpoint (`[scope].approval`), once every other check
+/// passed: a run whose patch touches those globs is `done` only when a
+/// `/baton approve` was recorded on exactly the commit publish is about to
+/// push; otherwise it is `blocked` and its pull request stays a draft, its
+/// body naming the commit it waits for (`awaiting`).
+async fn checkpoint(
+    context: &mut Context<'_>,
+    config: &Config,
+    end: PhaseResult,
+    awaiting: &mut Option<String>,
+) -> anyhow::Result<PhaseResult> {
+    if !matches!(&end, PhaseResult::Stop(Outcome::Done, _))
+        || !context.run.manifest.route.contains(PhaseName::Verify)
+    {
+        return Ok(end);
+    }
+    let patch = context.patch()?;
+    let plan = context.plan()?;
+    let changes = crate::patch::parse(&patch);
+    let paths = super::policy_verdict(context, config, &changes, plan.as_ref()).needs_approval;
+    if paths.is_empty() {
+        return Ok(end);
+    }
+    if context.run.manifest.forge.is_none() {
+        // A local run has nobody to approve it.
+        return Ok(PhaseResult::Stop(
+            Outcome::Blocked,
+            Approval::Missing.reason(&paths),
+        ));
+    }
+    let (settings, forge) = forge_sync::connect(config)?;
+    let forge = forge.as_ref();
+    let fix = fix_record(context)?;
+    let manifest = &context.run.manifest;
+    if fix.is_some() {
+        // The commit goes on the branch's head: its objects must be here.
+        context
+            .source
+            .fetch_branch(&manifest.branch, Some(&settings.token))?;
+    }
+    let head = context.source.commit_for(
+        &manifest.base_sha,
+        &patch,
+        &commit_message(manifest, fix.as_ref()),
+        fix.as_ref().map(|fix| fix.head_sha.as_str()),
+    )?;
+    let base = match &config.publish.base {
+        Some(base) => base.clone(),
+        None => forge.default_branch().await?,
+    };
+    let approved = match forge.find_pull_request(&manifest.branch, &base).await? {
+        Some(pull) => {
+            let comments = forge.issue(pull.number).await?.comments;
+            approval::last_approved(&comments).map(str::to_owned)
+        }
+        None => None,
+    };
+    let approval = Approval::of(approved.as_deref(), &head);
+    if let Approval::Valid(sha) = &approval {
+        if let Some(run) = context.run.manifest.forge.as_mut() {
+            run.approved_head = Some(sha.clone());
+        }
+        return Ok(end);
+    }
+    if let Some(run) = context.run.manifest.forge.as_mut() {
+        run.approved_head = None;
+    }
+    *awaiting = Some(head);
+    Ok(PhaseResult::Stop(Outcome::Blocked, approval.reason(&paths)))
+}
+
+/// The message of the commit publish pushes. It names the run, not the
+/// outcome: the same run's patch is always the same commit, so an approval
+/// of it survives a rerun of publish.
+fn commit_message(
+    manifest: &crate::run_dir::manifest::Manifest,
+    fix: Option<&FixRecord>,
+) -> String {
+    let fix = fix
+        .map(|fix| {
+            format!(
+                ": `/baton fix` from @{} (comment {})",
+                fix.author, fix.comment
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{} (#{})\n\nbaton run {}{fix}.",
+        manifest.issue.title, manifest.issue.number, manifest.run_id
+    )
+}
+
+/// Tells the pull request a `/baton fix` ended without a change to push;
+/// once per fix comment, found again by its marker on a rerun.
+async fn fix_unfinished(
+    context: &Context<'_>,
+    forge: &dyn Forge,
+    fix: &FixRecord,
+    outcome: Outcome,
+) -> anyhow::Result<()> {
+    let marker = format!("<!-- baton:fix={} -->", fix.comment);
+    let reason = context
+        .run
+        .manifest
+        .reason
+        .clone()
+        .unwrap_or_else(|| "the run did not finish".into());
+    let body = format!(
+        "{marker}\nThe `/baton fix` of @{} ended `{outcome}`: {reason}. Nothing was pushed; this pull request is as it was. The run's artifact holds the attempt and its evidence.",
+        fix.author
+    );
+    let comments = forge.issue(fix.pull_request).await?.comments;
+    match forge::find_marked(&comments, &marker) {
+        Some(existing) => forge.update_comment(existing.id, &body).await?,
+        None => {
+            forge::create_comment_once(forge, fix.pull_request, &body).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A fix run's record (hash-checked with the rest of the run directory).
+fn fix_record(context: &Context<'_>) -> anyhow::Result<Option<FixRecord>> {
+    if context.run.manifest.route != Route::Fix {
+        return Ok(None);
+    }
+    let fix: FixRecord = context
+        .run
+        .read_json(artifact::FIX)?
+        .ok_or_else(|| crate::bad_input!("fix.json is missing from the run directory"))?;
+    Ok(Some(fix))
 }
 
 /// Why the patch must not leave the run directory, whatever the outcome
@@ -98,6 +236,7 @@ async fn to_forge(
     config: &Config,
     outcome: Outcome,
     evidence: &str,
+    awaiting: Option<&str>,
 ) -> anyhow::Result<String> {
     let (settings, forge) = forge_sync::connect(config)?;
     let forge = forge.as_ref();
@@ -111,8 +250,24 @@ async fn to_forge(
     } else {
         push_refusal(context, config)?
     };
+    let unfinished_fix = match fix_record(context)? {
+        Some(fix) if outcome != Outcome::Done => Some(fix),
+        _ => None,
+    };
     if let Some(refusal) = refusal {
         notes.push(format!("{refusal}: nothing was pushed"));
+        if let Some(fix) = &unfinished_fix {
+            fix_unfinished(context, forge, fix, outcome).await?;
+        }
+    } else if let Some(fix) = &unfinished_fix {
+        // A fix that did not end `done` would put unverified work on top
+        // of a pull request people are reviewing: the branch stays as it
+        // was, and the pull request is told why.
+        fix_unfinished(context, forge, fix, outcome).await?;
+        notes.push(format!(
+            "the fix ended {outcome}: nothing was pushed; pull request #{} is as it was",
+            fix.pull_request
+        ));
     } else if context.run.manifest.route == Route::Epic {
         if outcome == Outcome::Done {
             notes.push(file_children(context, forge).await?);
@@ -122,16 +277,36 @@ async fn to_forge(
     } else {
         let manifest = &context.run.manifest;
         let title = format!("{} (#{number})", manifest.issue.title);
-        let message = format!(
-            "{title}\n\nbaton run {}, outcome {outcome}.",
-            manifest.run_id
-        );
+        let fix = fix_record(context)?;
+        let message = commit_message(manifest, fix.as_ref());
+        if let Some(fix) = &fix {
+            // A fix goes on top of the head it was made for; a branch that
+            // moved since would lose a commit to the push. (A rerun of
+            // publish finds its own commit there: the same one again.)
+            let current = context
+                .source
+                .fetch_branch(&branch, Some(&settings.token))?;
+            let ours = context.source.commit_for(
+                &manifest.base_sha,
+                &context.patch()?,
+                &message,
+                Some(&fix.head_sha),
+            )?;
+            if current != fix.head_sha && current != ours {
+                return Err(crate::bad_input!(
+                    "{branch} moved from {} to {} since this fix started; nothing was pushed: ask again with `/baton fix`",
+                    approval::short(&fix.head_sha),
+                    approval::short(&current)
+                ));
+            }
+        }
         let commit = context.source.push_branch(
             &manifest.base_sha,
             &context.patch()?,
             &branch,
             &message,
             Some(&settings.token),
+            fix.as_ref().map(|fix| fix.head_sha.as_str()),
         )?;
         notes.push(format!("pushed {branch} at {}", &commit[..12]));
         if outcome == Outcome::Done || config.publish.unfinished == Unfinished::Draft {
@@ -141,7 +316,21 @@ async fn to_forge(
             };
             let spec = PullRequestSpec {
                 title,
-                body: pull_request_body(number, evidence),
+                body: pull_request_body(
+                    number,
+                    awaiting
+                        .filter(|head| *head == commit)
+                        .map(approval::awaiting_marker),
+                    fix.as_ref().map(|fix| {
+                        format!(
+                            "> The last commit, {}, is the `/baton fix` @{} asked for in [this comment]({}).\n",
+                            approval::short(&commit),
+                            fix.author,
+                            fix.url
+                        )
+                    }),
+                    evidence,
+                ),
                 head: branch.clone(),
                 base,
                 draft: outcome != Outcome::Done,
@@ -189,10 +378,18 @@ async fn to_forge(
     Ok(notes.join("; "))
 }
 
-/// The PR body: the marker, then the evidence.
-fn pull_request_body(issue: u64, evidence: &str) -> String {
+/// The PR body: the marker (and the commit it waits an approval for),
+/// then the evidence.
+fn pull_request_body(
+    issue: u64,
+    awaiting: Option<String>,
+    fix: Option<String>,
+    evidence: &str,
+) -> String {
+    let awaiting = awaiting.map(|line| format!("{line}\n")).unwrap_or_default();
+    let fix = fix.map(|note| format!("\n{note}\n")).unwrap_or_default();
     format!(
-        "{}\n{}",
+        "{}\n{awaiting}{fix}{}",
         tracking::pull_request_marker(issue),
         cap(evidence)
     )
@@ -390,15 +587,6 @@ fn judge(context: &Context<'_>, config: &Config) -> anyhow::Result<PhaseResult> 
                     "the tests written first were changed after the tests phase".into(),
                 ));
             }
-        }
-        if !verdict.needs_approval.is_empty() {
-            return Ok(PhaseResult::Stop(
-                Outcome::Blocked,
-                format!(
-                    "changes to {} need `/baton approve`",
-                    verdict.needs_approval.join(", ")
-                ),
-            ));
         }
     }
     if route.contains(PhaseName::Review) {

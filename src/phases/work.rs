@@ -13,11 +13,13 @@ use crate::agent::command::scrubbed_environment;
 use crate::agent::{self, FINISH, SessionEnd, SessionError, SessionSpec, tools};
 use crate::git::WorkTree;
 use crate::llm::ToolSpec;
-use crate::records::{AgentSummary, RepairRecord, RepairRound, TestsRecord, VerifyRecord};
+use crate::records::{
+    AgentSummary, FixRecord, RepairRecord, RepairRound, TestsRecord, VerifyRecord,
+};
 use crate::run_dir::artifact;
 use crate::run_dir::sha256_hex;
 use crate::sandbox::Use;
-use crate::types::{Outcome, PhaseName};
+use crate::types::{Outcome, PhaseName, Route};
 
 fn finish_tool() -> ToolSpec {
     tools::agent_specs()
@@ -144,7 +146,17 @@ async fn agent_session(
         run_id: &run_id,
         phase_label: phase.to_string(),
         attempt,
-        system: prompts::system(prompts::agent_role(phase.as_str(), has_plan), &conventions),
+        system: prompts::system(
+            prompts::agent_role(
+                if context.run.manifest.route == Route::Fix && phase == PhaseName::Repair {
+                    "fix"
+                } else {
+                    phase.as_str()
+                },
+                has_plan,
+            ),
+            &conventions,
+        ),
         prompt,
         terminal: finish_tool(),
         tools: working_tools(phase),
@@ -485,18 +497,28 @@ pub async fn implement(context: &mut Context<'_>) -> anyhow::Result<PhaseResult>
 /// repair: fix what the gates said, with the history of earlier repairs.
 pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
     let base = context.run.manifest.base_sha.clone();
-    let verify: VerifyRecord = context
-        .run
-        .read_json(artifact::VERIFY)?
-        .ok_or_else(|| crate::bad_input!("verify.json is missing: run verify before repair"))?;
+    // A `/baton fix` run starts with a repair: its feedback stands where a
+    // failing gate's log would, and verify has not run yet.
+    let fix: Option<FixRecord> = context.run.read_json(artifact::FIX)?;
+    let verify: Option<VerifyRecord> = context.run.read_json(artifact::VERIFY)?;
+    if verify.is_none() && fix.is_none() {
+        return Err(crate::bad_input!(
+            "verify.json is missing: run verify before repair"
+        ));
+    }
     let mut history: RepairRecord = context.run.read_json(artifact::REPAIR)?.unwrap_or_default();
     let round = history.rounds.len() as u32 + 1;
     let patch = context.patch()?;
     let tree = context.source.work_tree(&base, &patch)?;
     let mut prompt = task_brief(context)?;
     prompt.push_str(&prompts::file_contents(&likely_files(context, &tree)?));
-    prompt.push_str("# Failing gates (log tails)\n\n");
-    prompt.push_str(&failing_logs(context, &verify)?);
+    if let Some(fix) = &fix {
+        prompt.push_str(&prompts::fix_feedback(&fix.author, &fix.text));
+    }
+    if let Some(verify) = &verify {
+        prompt.push_str("# Failing gates (log tails)\n\n");
+        prompt.push_str(&failing_logs(context, verify)?);
+    }
     if !history.rounds.is_empty() {
         prompt.push_str("\n# Earlier repairs (they did not fix it; do not repeat them)\n\n");
         for earlier in &history.rounds {
@@ -508,21 +530,31 @@ pub async fn repair(context: &mut Context<'_>) -> anyhow::Result<PhaseResult> {
             ));
         }
     }
-    prompt.push_str("\nFix the failure now.");
+    prompt.push_str(if verify.is_some() {
+        "\nFix the failure now."
+    } else {
+        "\nMake the change the feedback asks for now."
+    });
     context.record().attempts = 1;
     let summary = match agent_session(context, PhaseName::Repair, round, &tree, prompt).await? {
         AgentRun::Finished(summary) => summary,
         AgentRun::Stop(outcome, reason) => return Ok(PhaseResult::Stop(outcome, reason)),
     };
+    if verify.is_none() && tree.diff()? == patch {
+        return Ok(PhaseResult::Stop(
+            Outcome::Failed,
+            "the repair for the `/baton fix` feedback changed nothing".into(),
+        ));
+    }
     let failed_gates: Vec<String> = verify
-        .gates
         .iter()
+        .flat_map(|verify| &verify.gates)
         .filter(|gate| gate.required && !gate.passed)
         .map(|gate| gate.name.clone())
         .collect();
     let signature = verify
-        .rounds
-        .last()
+        .as_ref()
+        .and_then(|verify| verify.rounds.last())
         .and_then(|last| last.signature.clone())
         .unwrap_or_default();
     history.rounds.push(RepairRound {

@@ -12,7 +12,7 @@
 //! the phase `next_phase` names is always one `decide` lets run.
 
 use crate::run_dir::manifest::{Manifest, PhaseRecord, PhaseStatus};
-use crate::types::{Outcome, PhaseName};
+use crate::types::{Outcome, PhaseName, Route};
 
 /// How often one phase may fail to finish (an infrastructure error) in a row
 /// before the run stops `blocked`: a broken runner must not retry forever.
@@ -106,6 +106,8 @@ pub fn next_phase(manifest: &Manifest) -> Option<PhaseName> {
             .contains(PhaseName::Repair)
             .then_some(PhaseName::Repair),
         PhaseName::Repair => Some(PhaseName::Verify),
+        // A fix starts with its repair: the feedback is its failing gate.
+        PhaseName::Intake if manifest.route == Route::Fix => Some(PhaseName::Repair),
         PhaseName::Publish => None,
         current => after(manifest, current),
     }
@@ -208,7 +210,8 @@ pub fn apply(manifest: &mut Manifest, result: PhaseResult) {
     if matches!(
         name,
         PhaseName::Tests | PhaseName::Implement | PhaseName::Repair | PhaseName::Verify
-    ) {
+    ) || produces_patch(manifest.route, name)
+    {
         manifest.phases[index].patch_sha256.clone_from(&patch);
     }
     match result {
@@ -389,12 +392,18 @@ pub fn expected_patch(manifest: &Manifest) -> Option<(usize, PhaseName, String)>
         .valid()
         .rev()
         .filter(|(_, record)| {
-            matches!(
-                record.name,
-                PhaseName::Tests | PhaseName::Implement | PhaseName::Repair
-            ) && record.status == PhaseStatus::Done
+            produces_patch(manifest.route, record.name) && record.status == PhaseStatus::Done
         })
         .find_map(|(index, record)| Some((index, record.name, record.patch_sha256.clone()?)))
+}
+
+/// The phases whose execution leaves the run's patch: tests, implement and
+/// repair, and, on the fix route, intake (the pull request's change).
+pub fn produces_patch(route: Route, phase: PhaseName) -> bool {
+    matches!(
+        phase,
+        PhaseName::Tests | PhaseName::Implement | PhaseName::Repair
+    ) || (route == Route::Fix && phase == PhaseName::Intake)
 }
 
 /// An upper bound on phase executions before any run ends, from the route
@@ -547,6 +556,50 @@ mod tests {
             passed: false,
             signature: Some(signature.into()),
         }
+    }
+
+    #[test]
+    fn a_fix_starts_with_its_repair_and_loops_like_any_repair() {
+        let mut manifest = Manifest::for_tests(Route::Fix);
+        manifest.budget.limits.max_repairs = 2;
+        execute(
+            &mut manifest,
+            PhaseName::Intake,
+            PhaseResult::Finished,
+            Some("p0"),
+        );
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Repair));
+        assert_eq!(decide(&manifest, PhaseName::Repair), Decision::Run);
+        execute(
+            &mut manifest,
+            PhaseName::Repair,
+            PhaseResult::Finished,
+            Some("p1"),
+        );
+        assert_eq!(manifest.outcome, Outcome::Running);
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Verify));
+        execute(&mut manifest, PhaseName::Verify, red("a"), None);
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Repair));
+        execute(
+            &mut manifest,
+            PhaseName::Repair,
+            PhaseResult::Finished,
+            Some("p2"),
+        );
+        execute(
+            &mut manifest,
+            PhaseName::Verify,
+            PhaseResult::Verified {
+                passed: true,
+                signature: None,
+            },
+            None,
+        );
+        assert_eq!(next_phase(&manifest), Some(PhaseName::Review));
+        assert!(matches!(
+            decide(&manifest, PhaseName::Spec),
+            Decision::Skip(_)
+        ));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub const TESTS: &str = "tests.json";
 pub const IMPLEMENT: &str = "implement.json";
 pub const VERIFY: &str = "verify.json";
 pub const REPAIR: &str = "repair.json";
+/// `/baton fix`: the feedback and the pull-request head the run builds on.
+pub const FIX: &str = "fix.json";
 pub const REVIEW: &str = "review.json";
 pub const CHILDREN: &str = "children.json";
 pub const EVIDENCE: &str = "evidence.json";

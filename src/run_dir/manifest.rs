@@ -47,6 +47,9 @@ pub struct IssueRef {
     pub number: u64,
     pub title: String,
     pub url: String,
+    /// The epic this issue was split from, when baton itself filed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
 }
 
 /// The forge side of a run started from a forge event.
@@ -67,6 +70,10 @@ pub struct ForgeRun {
     /// Child issues publish filed (epic route).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<u64>,
+    /// The commit a `/baton approve` released the approval checkpoint for,
+    /// when publish found that approval valid for what it pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_head: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +304,7 @@ impl Manifest {
                 number: 1,
                 title: "t".into(),
                 url: String::new(),
+                parent: None,
             },
             base_sha: "0".repeat(40),
             branch: "baton/issue-1".into(),

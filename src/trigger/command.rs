@@ -69,6 +69,19 @@ pub fn issue_of_pull_request(body: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The parent an epic's child names (`<!-- baton:child=<parent>/<index> -->`,
+/// written by publish when it files the child).
+pub fn parent_of_child(body: &str) -> Option<u64> {
+    let start = body.rfind("<!-- baton:child=")? + "<!-- baton:child=".len();
+    let rest = &body[start..];
+    let (parent, rest) = rest.split_once('/')?;
+    rest.split_once(" -->")?
+        .0
+        .parse::<usize>()
+        .ok()
+        .and(parent.parse().ok())
+}
+
 /// The workflow run id in a run link (`…/actions/runs/<id>`).
 pub fn run_id_of(url: &str) -> Option<u64> {
     let start = url.rfind("/actions/runs/")? + "/actions/runs/".len();
@@ -114,6 +127,12 @@ mod tests {
             Some(42)
         );
         assert_eq!(issue_of_pull_request("no marker"), None);
+        assert_eq!(
+            parent_of_child("do it\n\n_Split from #3._\n<!-- baton:child=3/1 -->"),
+            Some(3)
+        );
+        assert_eq!(parent_of_child("<!-- baton:child=x/1 -->"), None);
+        assert_eq!(parent_of_child("no marker"), None);
         assert_eq!(
             run_id_of("https://github.com/o/r/actions/runs/4242"),
             Some(4242)

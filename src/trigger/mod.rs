@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+pub mod approval;
 pub mod command;
 pub mod sweep;
 
@@ -15,7 +16,13 @@ pub enum Trigger {
     IssueFile(PathBuf),
     /// A forge event (a labelled issue, a `workflow_dispatch`): the issue,
     /// its labels and comments are fetched from the forge.
-    Forge { issue: u64, description: String },
+    Forge {
+        issue: u64,
+        description: String,
+        /// `/baton fix`: the comment whose feedback the run applies to the
+        /// issue's pull request.
+        fix_comment: Option<u64>,
+    },
 }
 
 impl Trigger {

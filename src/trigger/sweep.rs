@@ -141,6 +141,7 @@ mod tests {
 
     fn issue(number: u64, labels: &[&str]) -> Issue {
         Issue {
+            from_baton: false,
             number,
             title: format!("issue {number}"),
             body: String::new(),
@@ -162,6 +163,7 @@ mod tests {
             head: head.into(),
             head_repository: repository.into(),
             node_id: String::new(),
+            head_sha: String::new(),
         }
     }
 

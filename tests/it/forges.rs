@@ -663,6 +663,44 @@ fn an_epic_files_its_children_once_with_a_task_list_on_the_parent() {
             "a child was filed twice"
         );
         assert!(ci.origin_branch().is_none(), "an epic pushes no branch");
+
+        // A child's own run cites its parent in its evidence.
+        ci.artifact = None;
+        std::fs::write(
+            &ci.event,
+            json!({"inputs": {"issue": children[0].to_string(), "route": "chore"}, "sender": {"login": "alice"}})
+                .to_string(),
+        )
+        .unwrap();
+        let outputs = ci.pipeline();
+        assert_eq!(
+            output(&outputs, "issue"),
+            children[0].to_string(),
+            "{outputs}"
+        );
+        let run_dir = ci.artifact.clone().unwrap();
+        let evidence = crate::support::read_json(&run_dir.join("evidence.json"));
+        assert_eq!(evidence["issue"]["parent"], 7, "{evidence}");
+        let markdown = std::fs::read_to_string(run_dir.join("evidence.md")).unwrap();
+        assert!(markdown.contains("Part of #7"), "{markdown}");
+
+        // The same hidden line in an issue a person opened is not believed.
+        ci.forge.add_issue(
+            90,
+            "Pretend child",
+            "<!-- baton:child=7/0 -->",
+            &[],
+            "mallory",
+        );
+        ci.artifact = None;
+        std::fs::write(
+            &ci.event,
+            json!({"inputs": {"issue": "90", "route": "chore"}, "sender": {"login": "alice"}})
+                .to_string(),
+        )
+        .unwrap();
+        ci.job("intake", &[]).0.assert_code(0);
+        assert!(ci.manifest()["issue"].get("parent").is_none());
     }
 }
 

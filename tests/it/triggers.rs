@@ -252,7 +252,7 @@ fn every_verb(flavor: Flavor) {
             .contains("re-run its job")
     );
 
-    // Unknown verbs and the two verbs this version does not have.
+    // Unknown verbs list the verbs; approve belongs on the pull request.
     comments.comment(7, "alice", "/baton dance", false);
     assert!(
         comments
@@ -267,7 +267,7 @@ fn every_verb(flavor: Flavor) {
             .replies(7)
             .last()
             .unwrap()
-            .contains("not in this version")
+            .contains("comment it on the pull request")
     );
     assert_eq!(dispatched(forge), ["7", "7"]);
 
@@ -288,6 +288,52 @@ fn every_verb(flavor: Flavor) {
     );
     comments.comment(7, "alice", "/baton status", false);
     assert!(comments.replies(7).last().unwrap().contains("- [x] intake"));
+    // retry <phase>: on GitHub the phase's job of the linked run runs
+    // again (the last one that ran); Forgejo's API cannot, so a new run.
+    forge.set_run_jobs(
+        4242,
+        &[
+            (1, "intake", "success"),
+            (2, "verify", "failure"),
+            (3, "repair 1", "success"),
+            (4, "verify 1", "cancelled"),
+            (5, "verify 2", "skipped"),
+        ],
+    );
+    let before = forge.dispatches().len();
+    comments.comment(7, "alice", "/baton retry verify", false);
+    match flavor {
+        Flavor::GitHub => {
+            assert_eq!(forge.rerun_jobs(), [4]);
+            assert_eq!(forge.dispatches().len(), before);
+            assert!(
+                comments
+                    .replies(7)
+                    .last()
+                    .unwrap()
+                    .contains("Re-running the verify job")
+            );
+            comments.comment(7, "alice", "/baton retry split", false);
+            assert!(
+                comments
+                    .replies(7)
+                    .last()
+                    .unwrap()
+                    .contains("has no split job")
+            );
+            assert_eq!(forge.dispatches().len(), before);
+        }
+        Flavor::Forgejo => {
+            assert_eq!(forge.dispatches().len(), before + 1);
+            assert!(
+                comments
+                    .replies(7)
+                    .last()
+                    .unwrap()
+                    .contains("re-run its job")
+            );
+        }
+    }
     comments.comment(7, "alice", "/baton stop", false);
     match flavor {
         Flavor::GitHub => {
@@ -315,8 +361,49 @@ fn every_verb(flavor: Flavor) {
     // On a baton pull request, the command is about the issue it names.
     forge.add_pull(50, "Greet (#7)", "baton/issue-7", "main", true, "baton");
     forge.set_body(50, "<!-- baton:issue=7 -->\nevidence");
+    let before = forge.dispatches().len();
     comments.comment(50, "alice", "/baton run", true);
-    assert_eq!(dispatched(forge), ["7", "7", "7"]);
+    assert_eq!(dispatched(forge).len(), before + 1);
+    assert_eq!(dispatched(forge).last().unwrap(), "7");
+
+    // fix: on the pull request, a dispatch naming the comment (its text is
+    // read again by intake); without text, or on the issue, nothing runs.
+    comments.comment(7, "alice", "/baton fix rename it", false);
+    assert!(
+        comments
+            .replies(7)
+            .last()
+            .unwrap()
+            .contains("comment it on the pull request")
+    );
+    comments.comment(50, "alice", "/baton fix", true);
+    assert!(
+        comments
+            .replies(50)
+            .last()
+            .unwrap()
+            .contains("say what to fix")
+    );
+    comments.comment(50, "bob", "/baton fix rename it", true);
+    assert!(
+        comments
+            .replies(50)
+            .last()
+            .unwrap()
+            .contains("only from people with write access")
+    );
+    assert_eq!(forge.dispatches().len(), before + 1);
+    let (id, _) = comments.comment(50, "alice", "/baton fix rename `greet` to `hello`", true);
+    let dispatch = forge.dispatches().last().unwrap().clone();
+    assert_eq!(dispatch["inputs"]["issue"], "7");
+    assert_eq!(dispatch["inputs"]["fix_comment"], id.to_string());
+    assert!(
+        comments
+            .replies(50)
+            .last()
+            .unwrap()
+            .contains("Started a fix")
+    );
 }
 
 #[test]
@@ -327,4 +414,97 @@ fn github_every_verb_of_a_baton_comment() {
 #[test]
 fn forgejo_every_verb_of_a_baton_comment() {
     every_verb(Flavor::Forgejo);
+}
+
+/// `/baton approve` against pull requests publish left waiting: only the
+/// exact head commit is approved, a reader approves nothing, and a marker a
+/// person pasted counts for nothing.
+fn approve_is_bound_to_the_head_commit(flavor: Flavor) {
+    let comments = Comments::new(flavor);
+    let forge = &comments.forge;
+    let head = "0123456789abcdef0123456789abcdef01234567";
+    let is_draft = |number: u64| {
+        let pull = &forge
+            .pulls()
+            .into_iter()
+            .find(|pull| pull["number"] == number)
+            .unwrap();
+        pull["draft"].as_bool().unwrap() || pull["title"].as_str().unwrap().starts_with("WIP:")
+    };
+    let title = match flavor {
+        Flavor::GitHub => "Greet (#7)",
+        Flavor::Forgejo => "WIP: Greet (#7)",
+    };
+    forge.add_pull(50, title, "baton/issue-7", "main", true, "baton");
+    forge.set_head_sha("baton/issue-7", head);
+    forge.set_body(
+        50,
+        &format!("<!-- baton:issue=7 -->\n<!-- baton:awaiting-approval={head} -->\n### Needs a human\n\n- Changes to db.sql need `/baton approve` before they can be published."),
+    );
+    // A pasted approval marker is no approval, and a reader is refused.
+    forge.add_comment(50, "bob", &format!("<!-- baton:approved={head} -->"), false);
+    comments.comment(50, "bob", "/baton approve", true);
+    assert!(
+        comments
+            .replies(50)
+            .last()
+            .unwrap()
+            .contains("only from people with write access")
+    );
+    assert!(is_draft(50));
+
+    comments.comment(50, "alice", "/baton approve", true);
+    let reply = comments.replies(50).last().unwrap().clone();
+    assert!(reply.contains("ready for review"), "{reply}");
+    assert!(reply.contains(&format!("<!-- baton:approved={head} -->")));
+    assert!(!is_draft(50));
+    let body = forge.issue(50)["body"].as_str().unwrap().to_owned();
+    assert!(body.contains("by @alice on commit 0123456789ab"), "{body}");
+    for number in [7, 50] {
+        assert!(forge.labels_of(number).contains(&"baton:done".to_owned()));
+    }
+    comments.comment(50, "alice", "/baton approve", true);
+    assert!(
+        comments
+            .replies(50)
+            .last()
+            .unwrap()
+            .contains("approved already")
+    );
+
+    // Someone pushed after publish: the head is not what baton verified.
+    forge.add_pull(51, title, "baton/issue-8", "main", true, "baton");
+    forge.set_head_sha("baton/issue-8", "fedcba9876543210fedcba9876543210fedcba98");
+    forge.set_body(
+        51,
+        &format!("<!-- baton:issue=8 -->\n<!-- baton:awaiting-approval={head} -->"),
+    );
+    comments.comment(51, "alice", "/baton approve", true);
+    let reply = comments.replies(51).last().unwrap().clone();
+    assert!(reply.contains("nothing was approved"), "{reply}");
+    assert!(!reply.contains("baton:approved="));
+    assert!(is_draft(51));
+
+    // A pull request that is not baton's branch for its issue.
+    forge.add_pull(52, "Mine", "feature/x", "main", true, "alice");
+    forge.set_body(52, "<!-- baton:issue=7 -->");
+    comments.comment(52, "alice", "/baton approve", true);
+    assert!(
+        comments
+            .replies(52)
+            .last()
+            .unwrap()
+            .contains("not baton's branch")
+    );
+    assert!(forge.dispatches().is_empty());
+}
+
+#[test]
+fn github_approve_is_bound_to_the_head_commit() {
+    approve_is_bound_to_the_head_commit(Flavor::GitHub);
+}
+
+#[test]
+fn forgejo_approve_is_bound_to_the_head_commit() {
+    approve_is_bound_to_the_head_commit(Flavor::Forgejo);
 }

@@ -58,13 +58,17 @@ fn workflow_path(forge: Forge) -> PathBuf {
 struct Pipeline {
     context: TestContext,
     forge: FakeForge,
-    _llm: FakeLlm,
+    llm: FakeLlm,
     runner: Runner,
 }
 
 impl Pipeline {
     fn new(forge: Forge, script: Value) -> Self {
-        let context = TestContext::with_config(CONFIG);
+        Self::with_config(forge, script, CONFIG)
+    }
+
+    fn with_config(forge: Forge, script: Value, config: &str) -> Self {
+        let context = TestContext::with_config(config);
         let flavor = match forge {
             Forge::GitHub => Flavor::GitHub,
             Forge::Forgejo => Flavor::Forgejo,
@@ -87,6 +91,7 @@ impl Pipeline {
         let text = std::fs::read_to_string(workflow_path(forge)).unwrap();
         let root = context.path().join("runner");
         let mut runner = Runner::new(forge, &text, &origin, &root);
+        fake_forge.set_origin(&origin);
         runner.token = TOKEN.into();
         runner
             .secrets
@@ -111,7 +116,7 @@ impl Pipeline {
         Self {
             context,
             forge: fake_forge,
-            _llm: llm,
+            llm,
             runner,
         }
     }
@@ -342,6 +347,83 @@ fn a_cancelled_workflow_is_finalised_by_publish() {
         }
         pipeline.runner.rerun(id);
     }
+    assert_cancelled(&pipeline);
+}
+
+/// `/baton stop` while implement runs: on GitHub baton cancels the
+/// workflow run through the API; Forgejo's API cannot, and the reply says
+/// to press cancel on the run's page. Either way publish finalises the run
+/// as `cancelled` and the label `baton:running` becomes `baton:cancelled`.
+fn a_stop_comment(forge: Forge) {
+    let mut pipeline = Pipeline::new(forge, happy_script());
+    pipeline.forge.set_token_user("baton", false);
+    let ids = pipeline.runner.job_ids();
+    for id in &ids {
+        if id == "verify" {
+            assert!(
+                pipeline
+                    .forge
+                    .labels_of(ISSUE)
+                    .contains(&"baton:running".to_owned())
+            );
+            // The comment's own workflow run: only its command job runs.
+            let text = std::fs::read_to_string(workflow_path(forge)).unwrap();
+            let root = pipeline.context.path().join("command-runner");
+            let mut command = Runner::new(forge, &text, &pipeline.runner.origin, &root);
+            command.token = TOKEN.into();
+            command.base_env = pipeline.runner.base_env.clone();
+            command.run_id = "5151".into();
+            let comment = pipeline
+                .forge
+                .add_comment(ISSUE, "alice", "/baton stop", false);
+            command.event_name = "issue_comment".into();
+            command.event = json!({
+                "action": "created",
+                "issue": {"number": ISSUE},
+                "comment": {"id": comment, "body": "/baton stop", "user": {"login": "alice"}},
+            });
+            command.run();
+            assert_eq!(command.ran(), jobs(&["command"]));
+            let reply = pipeline
+                .forge
+                .comments(ISSUE)
+                .into_iter()
+                .filter_map(|comment| comment["body"].as_str().map(str::to_owned))
+                .rfind(|body| body.starts_with("<!-- baton:reply="))
+                .unwrap();
+            match forge {
+                Forge::GitHub => {
+                    assert_eq!(pipeline.forge.cancelled_runs(), [4242], "{reply}");
+                }
+                Forge::Forgejo => {
+                    assert!(reply.contains("cancel run 4242 from its page"), "{reply}");
+                }
+            }
+            // The run is cancelled (by the API, or by the person on Forgejo).
+            pipeline.runner.cancelled = true;
+        }
+        pipeline.runner.rerun(id);
+    }
+    assert_cancelled(&pipeline);
+    assert!(
+        !pipeline
+            .forge
+            .labels_of(ISSUE)
+            .contains(&"baton:running".to_owned())
+    );
+}
+
+#[test]
+fn github_a_stop_comment_cancels_the_run_and_publish_labels_it_cancelled() {
+    a_stop_comment(Forge::GitHub);
+}
+
+#[test]
+fn forgejo_a_stop_comment_cancels_the_run_and_publish_labels_it_cancelled() {
+    a_stop_comment(Forge::Forgejo);
+}
+
+fn assert_cancelled(pipeline: &Pipeline) {
     let runner = &pipeline.runner;
     assert_eq!(runner.result("verify").result, "skipped");
     assert_eq!(runner.result("review").result, "skipped");
@@ -486,6 +568,333 @@ fn a_comment_dispatches_a_run(forge: Forge) {
     pipeline.runner.event["comment"]["body"] = json!("thanks!");
     pipeline.runner.run();
     assert!(pipeline.runner.ran().is_empty());
+}
+
+impl Pipeline {
+    /// `author` comments `body` on pull request `pull`: the `command` job
+    /// runs on the event.
+    fn comment_on_pull(&mut self, pull: u64, author: &str, body: &str) {
+        let id = self.forge.add_comment(pull, author, body, false);
+        self.runner.event_name = "issue_comment".into();
+        self.runner.event = json!({
+            "action": "created",
+            "issue": {"number": pull, "pull_request": {"url": "https://example.invalid/pulls"}},
+            "comment": {"id": id, "body": body, "user": {"login": author}},
+        });
+        self.runner.run();
+        assert_eq!(self.runner.ran(), jobs(&["command"]));
+        assert_eq!(self.runner.result("command").result, "success");
+    }
+
+    fn pull(&self) -> Value {
+        let pulls = self.forge.pulls();
+        assert_eq!(pulls.len(), 1, "{pulls:?}");
+        pulls[0].clone()
+    }
+
+    fn pull_is_draft(&self) -> bool {
+        let pull = self.pull();
+        pull["draft"].as_bool().unwrap() || pull["title"].as_str().unwrap().starts_with("WIP:")
+    }
+}
+
+/// `[scope].approval` names lib.sh, which the run changes: publish keeps
+/// the pull request a draft that waits for an approval of its head commit;
+/// a reader's `/baton approve` is refused; a writer's makes it ready; a
+/// rerun of publish (the same commit) keeps it; a new run's push makes the
+/// approval stale and the pull request a draft again.
+fn an_approval_checkpoint(forge: Forge) {
+    let config = format!("{CONFIG}\n[scope]\napproval = [\"lib.sh\"]\n");
+    let mut pipeline = Pipeline::with_config(forge, happy_script(), &config);
+    pipeline.forge.set_token_user("baton", false);
+    pipeline.forge.set_permission("bob", "read");
+    pipeline.runner.run();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "blocked", "{}", publish.log);
+    let head = pipeline.branch_head().unwrap().to_string();
+    let pull = pipeline.pull();
+    let number = pull["number"].as_u64().unwrap();
+    assert!(pipeline.pull_is_draft());
+    let body = pull["body"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("<!-- baton:awaiting-approval={head} -->")),
+        "{body}"
+    );
+    assert!(body.contains("need `/baton approve`"), "{body}");
+    assert_eq!(pull["head"]["sha"], head.as_str());
+
+    // A reader cannot approve.
+    pipeline.comment_on_pull(number, "bob", "/baton approve");
+    assert!(pipeline.pull_is_draft());
+
+    // A writer approves the head commit: ready for review, labels done.
+    pipeline.comment_on_pull(number, "alice", "/Baton approve");
+    assert!(
+        !pipeline.pull_is_draft(),
+        "{:?}",
+        pipeline.runner.result("command").log
+    );
+    let reply = pipeline
+        .forge
+        .comments(number)
+        .into_iter()
+        .filter_map(|comment| comment["body"].as_str().map(str::to_owned))
+        .rfind(|body| body.starts_with("<!-- baton:reply="))
+        .unwrap();
+    assert!(
+        reply.contains(&format!("<!-- baton:approved={head} -->")),
+        "{reply}"
+    );
+    assert!(
+        pipeline
+            .forge
+            .labels_of(ISSUE)
+            .contains(&"baton:done".to_owned())
+    );
+    let body = pipeline.pull()["body"].as_str().unwrap().to_owned();
+    assert!(body.contains("by @alice on commit"), "{body}");
+    assert!(!body.contains("need `/baton approve`"), "{body}");
+
+    // publish run again: the same commit, the approval holds.
+    pipeline.runner.event_name = "issues".into();
+    pipeline.runner.event = match forge {
+        Forge::GitHub => json!({"action": "labeled", "label": {"name": "baton"}}),
+        Forge::Forgejo => json!({"action": "label_updated"}),
+    };
+    pipeline.runner.event["issue"] = json!({"number": ISSUE, "labels": [{"name": "baton"}]});
+    pipeline.runner.event["sender"] = json!({"login": "alice"});
+    pipeline.runner.run();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "done", "{}", publish.log);
+    assert_eq!(pipeline.branch_head().unwrap().to_string(), head);
+    assert!(!pipeline.pull_is_draft());
+
+    // A later run pushes a new commit: the approval is stale.
+    pipeline.runner.run_id = "4343".into();
+    pipeline.runner.run();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "blocked", "{}", publish.log);
+    let new_head = pipeline.branch_head().unwrap().to_string();
+    assert_ne!(new_head, head);
+    assert!(pipeline.pull_is_draft());
+    let body = pipeline.pull()["body"].as_str().unwrap().to_owned();
+    assert!(body.contains("is stale"), "{body}");
+    assert!(body.contains(&format!("<!-- baton:awaiting-approval={new_head} -->")));
+    assert!(
+        pipeline
+            .forge
+            .labels_of(ISSUE)
+            .contains(&"baton:blocked".to_owned())
+    );
+}
+
+/// `/baton fix <text>` on the pull request: the command job dispatches a
+/// fix run; its repair gets the feedback, verify gates it, review reads it
+/// and publish pushes it as a new commit on top of the branch (a
+/// fast-forward); a reader's fix starts nothing.
+fn a_fix_comment(forge: Forge) {
+    const BYE: &str = "greet() { echo \"hello, world\"; }\nbye() { echo \"bye\"; }\n";
+    let mut script = happy_script();
+    script["repair"] = agent(vec![vec![write("lib.sh", BYE)]]);
+    let mut pipeline = Pipeline::new(forge, script);
+    pipeline.forge.set_token_user("baton", false);
+    pipeline.forge.set_permission("bob", "read");
+    pipeline.runner.run();
+    assert_eq!(pipeline.runner.result("publish").outputs["outcome"], "done");
+    let first = pipeline.branch_head().unwrap();
+    let number = pipeline.pull()["number"].as_u64().unwrap();
+
+    pipeline.comment_on_pull(number, "bob", "/baton fix add a bye");
+    assert!(pipeline.forge.dispatches().is_empty());
+
+    pipeline.comment_on_pull(number, "alice", "/baton fix also add `bye`\nthat says bye");
+    let dispatches = pipeline.forge.dispatches();
+    assert_eq!(dispatches.len(), 1, "{dispatches:?}");
+    assert_eq!(dispatches[0]["inputs"]["issue"], "7");
+    let comment = dispatches[0]["inputs"]["fix_comment"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!comment.is_empty());
+
+    pipeline.runner.run_id = "4343".into();
+    pipeline.runner.event_name = "workflow_dispatch".into();
+    pipeline.runner.event = json!({"inputs": dispatches[0]["inputs"], "ref": "refs/heads/main", "sender": {"login": "github-actions[bot]"}});
+    pipeline.runner.run();
+    let runner = &pipeline.runner;
+    assert_eq!(
+        runner.ran(),
+        jobs(&["intake", "repair_1", "verify_1", "review", "publish"]),
+        "{}",
+        runner.result("intake").log
+    );
+    assert_eq!(runner.result("verify_1").result, "success");
+    let publish = runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "done", "{}", publish.log);
+    assert_eq!(publish.outputs["route"], "fix");
+    // The feedback reached the repair, marked as untrusted.
+    let repair = pipeline
+        .llm
+        .requests()
+        .into_iter()
+        .find(|request| request.headers.get("x-baton-phase").map(String::as_str) == Some("repair"))
+        .expect("the repair asked the model");
+    let text = repair.body.to_string();
+    assert!(
+        text.contains("untrusted text") && text.contains("also add `bye`"),
+        "{text}"
+    );
+
+    // A new commit on the branch, on top of the one before.
+    let second = pipeline.branch_head().unwrap();
+    assert_ne!(second, first);
+    let origin = git2::Repository::open_bare(&pipeline.runner.origin).unwrap();
+    let commit = origin.find_commit(second).unwrap();
+    assert_eq!(commit.parent_ids().collect::<Vec<_>>(), [first]);
+    assert!(
+        commit
+            .message()
+            .unwrap()
+            .contains("`/baton fix` from @alice")
+    );
+    let body = pipeline.pull()["body"].as_str().unwrap().to_owned();
+    assert!(
+        body.contains("is the `/baton fix` @alice asked for"),
+        "{body}"
+    );
+    let blob = commit
+        .tree()
+        .unwrap()
+        .get_path(Path::new("lib.sh"))
+        .unwrap()
+        .to_object(&origin)
+        .unwrap();
+    assert_eq!(blob.as_blob().unwrap().content(), BYE.as_bytes());
+    // The rest of the pull request's change is still there.
+    assert!(
+        commit
+            .tree()
+            .unwrap()
+            .get_path(Path::new("tests/greet_test.sh"))
+            .is_ok()
+    );
+    assert_eq!(pipeline.forge.pulls().len(), 1);
+    assert!(!pipeline.pull_is_draft());
+    pipeline.assert_secrets_kept();
+
+    // publish run again: its own commit is on the branch; nothing changes.
+    let again = pipeline.runner.rerun("publish");
+    assert_eq!(again.result, "success", "{}", again.log);
+    assert_eq!(pipeline.branch_head().unwrap(), second);
+    assert_eq!(pipeline.forge.pulls().len(), 1);
+}
+
+/// A fix whose gates stay red pushes nothing: the pull request people are
+/// reviewing stays as it was and is told why.
+#[test]
+fn a_fix_that_stays_red_leaves_the_pull_request_as_it_was() {
+    let mut script = happy_script();
+    script["repair"] = agent(vec![vec![write("lib.sh", BUGGY)]]);
+    let mut pipeline = Pipeline::new(Forge::Forgejo, script);
+    pipeline.forge.set_token_user("baton", false);
+    pipeline.runner.run();
+    let before = pipeline.branch_head().unwrap();
+    let number = pipeline.pull()["number"].as_u64().unwrap();
+    pipeline.comment_on_pull(number, "alice", "/baton fix break it");
+    let inputs = pipeline.forge.dispatches()[0]["inputs"].clone();
+    pipeline.runner.run_id = "4343".into();
+    pipeline.runner.event_name = "workflow_dispatch".into();
+    pipeline.runner.event = json!({"inputs": inputs, "ref": "refs/heads/main", "sender": {"login": "github-actions[bot]"}});
+    pipeline.runner.run();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "failed", "{}", publish.log);
+    assert_eq!(pipeline.runner.result("verify_1").result, "failure");
+    assert_eq!(pipeline.branch_head().unwrap(), before);
+    assert!(!pipeline.pull_is_draft());
+    let told = pipeline
+        .forge
+        .comments(number)
+        .into_iter()
+        .filter_map(|comment| comment["body"].as_str().map(str::to_owned))
+        .filter(|body| body.starts_with("<!-- baton:fix="))
+        .collect::<Vec<_>>();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("ended `failed`"), "{}", told[0]);
+}
+
+/// A person pushes to the branch while a fix runs: publish refuses to
+/// push over their commit, and the branch keeps it.
+#[test]
+fn a_fix_never_pushes_over_a_commit_made_while_it_ran() {
+    let mut script = happy_script();
+    script["repair"] = agent(vec![vec![write(
+        "lib.sh",
+        "greet() { echo \"hello, world\"; }\nhi() { echo hi; }\n",
+    )]]);
+    let mut pipeline = Pipeline::new(Forge::GitHub, script);
+    pipeline.forge.set_token_user("baton", false);
+    pipeline.runner.run();
+    let number = pipeline.pull()["number"].as_u64().unwrap();
+    pipeline.comment_on_pull(number, "alice", "/baton fix say hi");
+    let inputs = pipeline.forge.dispatches()[0]["inputs"].clone();
+    pipeline.runner.run_id = "4343".into();
+    pipeline.runner.event_name = "workflow_dispatch".into();
+    pipeline.runner.event = json!({"inputs": inputs, "ref": "refs/heads/main", "sender": {"login": "github-actions[bot]"}});
+    pipeline.runner.results.clear();
+    for id in pipeline.runner.job_ids() {
+        if id == "publish" {
+            // alice pushes a commit of her own to the branch.
+            let origin = git2::Repository::open_bare(&pipeline.runner.origin).unwrap();
+            let reference = "refs/heads/baton/issue-7";
+            let head = origin
+                .find_commit(origin.refname_to_id(reference).unwrap())
+                .unwrap();
+            let signature = git2::Signature::now("alice", "alice@example.com").unwrap();
+            origin
+                .commit(
+                    Some(reference),
+                    &signature,
+                    &signature,
+                    "a commit of alice's",
+                    &head.tree().unwrap(),
+                    &[&head],
+                )
+                .unwrap();
+        }
+        if id == "command" || id == "sweep" {
+            continue;
+        }
+        pipeline.runner.rerun(&id);
+    }
+    let alice = pipeline.branch_head().unwrap();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.result, "failure", "{}", publish.log);
+    assert!(publish.log.contains("moved from"), "{}", publish.log);
+    let origin = git2::Repository::open_bare(&pipeline.runner.origin).unwrap();
+    assert_eq!(
+        origin.find_commit(alice).unwrap().message().unwrap(),
+        "a commit of alice's"
+    );
+}
+
+#[test]
+fn github_a_fix_comment_pushes_a_verified_commit_on_the_pull_request() {
+    a_fix_comment(Forge::GitHub);
+}
+
+#[test]
+fn forgejo_a_fix_comment_pushes_a_verified_commit_on_the_pull_request() {
+    a_fix_comment(Forge::Forgejo);
+}
+
+#[test]
+fn github_an_approval_checkpoint_is_released_by_approve_and_stale_after_a_push() {
+    an_approval_checkpoint(Forge::GitHub);
+}
+
+#[test]
+fn forgejo_an_approval_checkpoint_is_released_by_approve_and_stale_after_a_push() {
+    an_approval_checkpoint(Forge::Forgejo);
 }
 
 #[test]

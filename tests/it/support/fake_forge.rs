@@ -185,6 +185,14 @@ struct State {
     /// (comment id, reaction content).
     reactions: Vec<(u64, String)>,
     cancelled_runs: Vec<u64>,
+    /// Workflow run → its jobs `(id, name, conclusion)`, as a test set them.
+    run_jobs: HashMap<u64, Vec<(u64, String, String)>>,
+    /// Jobs re-run (GitHub's `actions/jobs/{id}/rerun`).
+    rerun_jobs: Vec<u64>,
+    /// Branch → head commit, as a test set it.
+    head_shas: HashMap<String, String>,
+    /// A git repository whose branches are the pull requests' heads.
+    origin: Option<std::path::PathBuf>,
     faults: Vec<Fault>,
     requests: Vec<Recorded>,
     /// Seconds after 2026-01-01T00:00:00Z; one tick per write.
@@ -228,6 +236,10 @@ impl FakeForge {
             dispatches: Vec::new(),
             reactions: Vec::new(),
             cancelled_runs: Vec::new(),
+            run_jobs: HashMap::new(),
+            rerun_jobs: Vec::new(),
+            head_shas: HashMap::new(),
+            origin: None,
             faults: Vec::new(),
             requests: Vec::new(),
             clock: 0,
@@ -368,6 +380,19 @@ impl FakeForge {
             .insert(user.to_owned(), permission.to_owned());
     }
 
+    /// The head commit of every pull request from `branch`.
+    pub fn set_head_sha(&self, branch: &str, sha: &str) {
+        lock(&self.state)
+            .head_shas
+            .insert(branch.to_owned(), sha.to_owned());
+    }
+
+    /// Pull requests' heads are read from the branches of the git
+    /// repository at `origin` (where publish pushes).
+    pub fn set_origin(&self, origin: &std::path::Path) {
+        lock(&self.state).origin = Some(origin.to_path_buf());
+    }
+
     pub fn set_default_branch(&self, branch: &str) {
         lock(&self.state).default_branch = String::from(branch);
     }
@@ -453,6 +478,20 @@ impl FakeForge {
 
     pub fn reactions(&self) -> Vec<(u64, String)> {
         lock(&self.state).reactions.clone()
+    }
+
+    /// The jobs of workflow run `run`: `(id, name, conclusion)`.
+    pub fn set_run_jobs(&self, run: u64, jobs: &[(u64, &str, &str)]) {
+        lock(&self.state).run_jobs.insert(
+            run,
+            jobs.iter()
+                .map(|(id, name, conclusion)| (*id, (*name).to_owned(), (*conclusion).to_owned()))
+                .collect(),
+        );
+    }
+
+    pub fn rerun_jobs(&self) -> Vec<u64> {
+        lock(&self.state).rerun_jobs.clone()
     }
 
     pub fn cancelled_runs(&self) -> Vec<u64> {
@@ -879,6 +918,36 @@ fn github_routes(state: &mut State, request: &Request, rest: &[&str]) -> Reply {
             dispatch(state, request, workflow)
         }
         ("POST", ["issues", "comments", id, "reactions"]) => react(state, request, id),
+        // `actions/list-jobs-for-workflow-run` (the latest attempt).
+        ("GET", ["actions", "runs", id, "jobs"]) => match parse_number(id) {
+            Some(run) => {
+                let jobs: Vec<Value> = state
+                    .run_jobs
+                    .get(&run)
+                    .into_iter()
+                    .flatten()
+                    .map(|(id, name, conclusion)| {
+                        json!({"id": id, "run_id": run, "name": name, "status": "completed", "conclusion": conclusion})
+                    })
+                    .collect();
+                json_reply(200, &json!({"total_count": jobs.len(), "jobs": jobs}))
+            }
+            None => state.not_found(),
+        },
+        // `actions/re-run-job-for-workflow-run` → 201.
+        ("POST", ["actions", "jobs", id, "rerun"]) => match parse_number(id) {
+            Some(job)
+                if state
+                    .run_jobs
+                    .values()
+                    .flatten()
+                    .any(|(each, _, _)| *each == job) =>
+            {
+                state.rerun_jobs.push(job);
+                json_reply(201, &json!({}))
+            }
+            _ => state.not_found(),
+        },
         ("POST", ["actions", "runs", id, "cancel"]) => match parse_number(id) {
             Some(run) => {
                 state.cancelled_runs.push(run);
@@ -2410,6 +2479,26 @@ impl State {
         }
     }
 
+    /// A branch's head: as a test set it, else as the origin repository
+    /// has it, else a made-up one.
+    fn head_sha(&self, branch: &str) -> String {
+        if let Some(sha) = self.head_shas.get(branch) {
+            return sha.clone();
+        }
+        if let Some(origin) = &self.origin
+            && let Ok(output) = std::process::Command::new("git")
+                .arg("-C")
+                .arg(origin)
+                .args(["rev-parse", "--verify", "--quiet"])
+                .arg(format!("refs/heads/{branch}"))
+                .output()
+            && output.status.success()
+        {
+            return String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        }
+        fake_sha(branch)
+    }
+
     /// GitHub pull-request; Forgejo PullRequest (`draft` from the title,
     /// `head.label` the bare branch, `requested_reviewers` users).
     fn pull_json(&self, issue: &Issue) -> Value {
@@ -2423,7 +2512,7 @@ impl State {
             .iter()
             .map(|login| self.user_json(login, false))
             .collect();
-        let head_sha = fake_sha(&pull.head);
+        let head_sha = self.head_sha(&pull.head);
         let base_sha = fake_sha(&pull.base);
         let state = if issue.open { "open" } else { "closed" };
         let closed_at = (!issue.open).then(|| timestamp(issue.updated));
