@@ -1231,6 +1231,7 @@ fn section_keys(name: &str) -> Option<&'static [&'static str]> {
             "writable",
             "network_for_agent",
             "network_for_gates",
+            "package_caches_for_gates",
             "cpu_seconds",
             "address_space_mb",
             "processes",

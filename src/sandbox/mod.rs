@@ -112,6 +112,32 @@ pub struct Sandbox {
     policy: Policy,
     wrapper: PathBuf,
     temporary: Option<Arc<tempfile::TempDir>>,
+    /// How many package caches gates may write (`package_caches_for_gates`).
+    caches: usize,
+}
+
+/// The package caches build tools download into: cargo's registry and git
+/// checkouts (`$CARGO_HOME`, else `~/.cargo`), npm's, the XDG cache (pip,
+/// go's build cache), go's module cache, Maven's and Gradle's.
+fn package_caches(home: Option<&Path>) -> Vec<PathBuf> {
+    let variable = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    let mut caches = Vec::new();
+    if let Some(cargo) = variable("CARGO_HOME").or_else(|| home.map(|home| home.join(".cargo"))) {
+        caches.push(cargo.join("registry"));
+        caches.push(cargo.join("git"));
+    }
+    if let Some(modules) =
+        variable("GOMODCACHE").or_else(|| home.map(|home| home.join("go/pkg/mod")))
+    {
+        caches.push(modules);
+    }
+    if let Some(home) = home {
+        caches.push(variable("XDG_CACHE_HOME").unwrap_or_else(|| home.join(".cache")));
+        caches.push(home.join(".npm"));
+        caches.push(home.join(".m2/repository"));
+        caches.push(home.join(".gradle/caches"));
+    }
+    caches
 }
 
 impl Sandbox {
@@ -128,6 +154,7 @@ impl Sandbox {
             },
             wrapper: PathBuf::new(),
             temporary: None,
+            caches: 0,
         }
     }
 
@@ -146,7 +173,21 @@ impl Sandbox {
         for path in &config.writable {
             writable.push(expand(path, home.as_deref(), tree));
         }
+        let mut caches = 0;
+        if purpose == Use::Gates && config.package_caches_for_gates {
+            // A gate with the network on must be able to fill the package
+            // caches its build tool downloads into; their directories are
+            // made first (Landlock can only allow what exists). The tools'
+            // own binaries (`~/.cargo/bin`) stay read-only.
+            for path in package_caches(home.as_deref()) {
+                if std::fs::create_dir_all(&path).is_ok() {
+                    writable.push(path);
+                    caches += 1;
+                }
+            }
+        }
         Ok(Self {
+            caches,
             mode: config.mode,
             purpose,
             policy: Policy {
@@ -285,13 +326,22 @@ impl Sandbox {
             return format!("{purpose}: not confined ([sandbox] mode = \"off\")");
         }
         let mut parts = Vec::new();
-        let configured = self.policy.writable.len().saturating_sub(2 + DEVICES.len());
+        let configured = self
+            .policy
+            .writable
+            .len()
+            .saturating_sub(2 + DEVICES.len() + self.caches);
+        let caches = if self.caches > 0 {
+            ", the package caches"
+        } else {
+            ""
+        };
         parts.push(match (report.landlock_abi, configured) {
             (Some(abi), 0) => {
-                format!("writes only in the work tree and the run's temp dir (Landlock ABI {abi})")
+                format!("writes only in the work tree, the run's temp dir{caches} (Landlock ABI {abi})")
             }
             (Some(abi), count) => format!(
-                "writes only in the work tree, the run's temp dir and {count} configured path(s) (Landlock ABI {abi})"
+                "writes only in the work tree, the run's temp dir{caches} and {count} configured path(s) (Landlock ABI {abi})"
             ),
             (None, _) => "filesystem not confined".into(),
         });
@@ -337,6 +387,9 @@ pub struct SandboxConfig {
     pub writable: Vec<String>,
     pub network_for_agent: bool,
     pub network_for_gates: bool,
+    /// Gates may write the package caches their build tools download into
+    /// (cargo's registry, npm, pip, go modules, Maven, Gradle).
+    pub package_caches_for_gates: bool,
     /// Per command; 0 is no limit.
     pub cpu_seconds: u64,
     pub address_space_mb: u64,
@@ -351,6 +404,7 @@ impl Default for SandboxConfig {
             writable: Vec::new(),
             network_for_agent: false,
             network_for_gates: true,
+            package_caches_for_gates: true,
             cpu_seconds: 3600,
             // Runtimes (rustc, the JVM, V8) reserve far more address space
             // than they use: off unless asked for.

@@ -319,3 +319,41 @@ fn mode_off_says_not_confined() {
         "{markdown}"
     );
 }
+
+#[test]
+fn a_gate_fills_the_package_caches_but_not_the_toolchain_and_an_agent_command_neither() {
+    if !has_landlock() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let cargo = home.path().join("cargo-home");
+    // The gate writes where cargo downloads crates (allowed) and where it
+    // keeps installed binaries (refused); the test still passes either way,
+    // so the run goes on and the markers tell.
+    let gate = "echo c > \"$CARGO_HOME/registry/marker\"; echo b > \"$CARGO_HOME/bin-marker\"; sh run_tests.sh";
+    let context = TestContext::with_config(
+        &crate::support::BASE_CONFIG
+            .replace("run = \"sh run_tests.sh\"", &format!("run = '{gate}'")),
+    )
+    .env("HOME", home.path().to_str().unwrap())
+    .env("CARGO_HOME", cargo.to_str().unwrap());
+    let transcript = implement_runs(
+        &context,
+        &["echo a > \"$CARGO_HOME/registry/agent\"; echo agent-cache-status=$?"],
+    );
+    assert!(
+        cargo.join("registry/marker").exists(),
+        "the gate could not fill the registry"
+    );
+    assert!(
+        !cargo.join("bin-marker").exists(),
+        "the gate wrote beside the toolchain"
+    );
+    assert!(!cargo.join("registry/agent").exists(), "{transcript}");
+    assert!(transcript.contains("agent-cache-status=2"), "{transcript}");
+    let evidence = context.evidence().to_string();
+    assert!(
+        evidence.contains("gates (best_effort): writes only in the work tree, the run's temp dir, the package caches"),
+        "{evidence}"
+    );
+}
