@@ -85,6 +85,12 @@ pub async fn run(reporter: &dyn Reporter, arguments: &DemoArgs) -> anyhow::Resul
             layout.issue.display(),
             layout.script.display()
         ));
+        reporter.line(&format!(
+            "run it:  cd {} && baton run --issue-file {} --run-dir {}",
+            layout.project.display(),
+            layout.issue.display(),
+            layout.run_dir.display()
+        ));
         return Ok(ExitStatus::Success);
     }
     reporter.line(&format!("baton demo in {}", directory.display()));

@@ -182,6 +182,12 @@ fn the_demo_ends_done_and_shows_every_mechanism_and_matches_a_phase_by_phase_run
         "{}",
         String::from_utf8_lossy(&prepared.stderr)
     );
+    // It says how to run what it prepared.
+    assert!(
+        String::from_utf8_lossy(&prepared.stderr).contains("run it:  cd "),
+        "{}",
+        String::from_utf8_lossy(&prepared.stderr)
+    );
     let origin = jobs.join("project");
     let mut artifact = jobs.join("artifact-0");
     for (index, phase) in sequence.iter().enumerate() {
