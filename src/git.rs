@@ -176,7 +176,9 @@ impl Source {
         let tree = self.work_tree(base, patch)?;
         let commit = tree.commit(message, on)?;
         let url = self.origin_url()?;
-        tree.push(&url, commit, branch, token)?;
+        // A fix goes on top of the branch: a fast-forward only, so a commit
+        // pushed while it ran is refused by the forge, never overwritten.
+        tree.push(&url, commit, branch, token, on.is_none())?;
         Ok(commit.to_string())
     }
 
@@ -457,6 +459,7 @@ impl WorkTree {
         commit: Oid,
         branch: &str,
         token: Option<&crate::secrets::Secret>,
+        force: bool,
     ) -> anyhow::Result<()> {
         let reference = format!("refs/heads/{branch}");
         self.repository
@@ -474,7 +477,13 @@ impl WorkTree {
         let mut options = git2::PushOptions::new();
         options.remote_callbacks(callbacks);
         remote
-            .push(&[format!("+{reference}:{reference}")], Some(&mut options))
+            .push(
+                &[format!(
+                    "{}{reference}:{reference}",
+                    if force { "+" } else { "" }
+                )],
+                Some(&mut options),
+            )
             .map_err(|error| anyhow!("cannot push {branch} to origin: {}", error.message()))?;
         drop(options);
         if let Some(message) = refused.borrow_mut().take() {

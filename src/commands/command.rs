@@ -127,10 +127,7 @@ async fn act(
             // The run the tracking comment links: its job for that phase
             // runs again from the run directory the job before it left.
             if let Some(tracking) = tracking_comment(forge, commented, target).await?
-                && let Some(run) = tracking
-                    .body
-                    .split(['(', ')', ' ', '\n'])
-                    .find_map(command::run_id_of)
+                && let Some(run) = tracking::linked_run(&tracking.body)
             {
                 match forge.rerun_job(run, phase.as_str()).await? {
                     Some(true) => {
@@ -155,11 +152,7 @@ async fn act(
             let Some(tracking) = tracking_comment(forge, commented, target).await? else {
                 return Ok(format!("#{target} has no baton run to stop."));
             };
-            let Some(run) = tracking
-                .body
-                .split(['(', ')', ' ', '\n'])
-                .find_map(command::run_id_of)
-            else {
+            let Some(run) = tracking::linked_run(&tracking.body) else {
                 return Ok(format!(
                     "the tracking comment of #{target} links no workflow run; nothing was stopped."
                 ));

@@ -63,6 +63,15 @@ pub fn render(manifest: &Manifest, run_url: Option<&str>, note: Option<&str>) ->
     out
 }
 
+/// The workflow run the tracking comment links: only baton's own link on
+/// its cost line counts, never a URL inside a reason a model's text reached.
+pub fn linked_run(body: &str) -> Option<u64> {
+    let line = body.lines().find(|line| line.starts_with("**Cost:**"))?;
+    let start = line.rfind(" · [CI run](")? + " · [CI run](".len();
+    let url = line[start..].split(')').next()?;
+    crate::trigger::command::run_id_of(url)
+}
+
 fn outcome_line(manifest: &Manifest) -> String {
     match manifest.outcome {
         Outcome::Running => "**running**".to_owned(),
@@ -138,6 +147,14 @@ mod tests {
         );
         assert!(body.contains("[CI run](https://ci/run/1)"));
         assert!(body.contains("**running**"));
+        assert_eq!(super::linked_run(&body), None, "not an Actions run URL");
+    }
+
+    #[test]
+    fn only_batons_own_run_link_names_the_run() {
+        let body = "<!-- baton:tracking -->\n### baton · route `chore` · **blocked**: stuck writing /x/actions/runs/987 and [CI run](https://h/o/r/actions/runs/986)\n\n- [x] intake\n\n**Cost:** $0.0100 · 10 tokens · [CI run](https://h/o/r/actions/runs/42)\n";
+        assert_eq!(super::linked_run(body), Some(42));
+        assert_eq!(super::linked_run("**Cost:** $0 · 0 tokens\n"), None);
     }
 
     #[test]

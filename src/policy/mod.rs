@@ -150,7 +150,11 @@ pub fn check(input: &PolicyInput<'_>, redactor: &Redactor) -> Verdict {
                 );
             }
         }
-        if approval.is_match(&change.path) {
+        // A rename out of an approval glob changes what it guards too.
+        if std::iter::once(change.path.as_str())
+            .chain(change.old_path.as_deref())
+            .any(|path| approval.is_match(path))
+        {
             verdict.needs_approval.push(change.path.clone());
         }
         let mut rules: Vec<String> = redactor
@@ -318,6 +322,18 @@ mod tests {
         assert_eq!(secret_paths, vec!["a.rs", "b.rs", "c.rs"]);
         assert!(!result.summary().contains(&token));
         assert!(!result.summary().contains("tok-1234567890"));
+    }
+
+    #[test]
+    fn a_rename_out_of_an_approval_glob_needs_approval() {
+        let renamed = FileChange {
+            old_path: Some("migrations/001.sql".into()),
+            ..change("old/001.sql", "")
+        };
+        assert_eq!(
+            verdict(&[renamed], None).needs_approval,
+            vec!["old/001.sql"]
+        );
     }
 
     #[test]

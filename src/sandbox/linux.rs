@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -85,9 +85,12 @@ fn drop_introspection() -> Result<(), caps::errors::CapsError> {
     Ok(())
 }
 
-/// `socket(AF_INET | AF_INET6 | AF_PACKET, …)` fails with EACCES; Unix
-/// sockets (and netlink, which name resolution asks about local addresses)
-/// stay. io_uring is refused outright: it can open sockets past the filter.
+/// `socket(AF_INET | AF_INET6 | AF_PACKET | AF_UNIX, …)` fails with
+/// EACCES: a Unix socket is a way out too (a Docker daemon's socket is a
+/// root shell with the network; systemd-resolved's resolves names, a DNS
+/// leak). `socketpair` (pipes between a command's own processes) and
+/// netlink stay. io_uring is refused outright: it can open sockets past the
+/// filter.
 fn deny_network() -> Result<(), String> {
     let domain = |family: i32| -> Result<SeccompRule, seccompiler::BackendError> {
         SeccompRule::new(vec![SeccompCondition::new(
@@ -105,6 +108,7 @@ fn deny_network() -> Result<(), String> {
                 domain(libc::AF_INET)?,
                 domain(libc::AF_INET6)?,
                 domain(libc::AF_PACKET)?,
+                domain(libc::AF_UNIX)?,
             ],
         );
         for call in [
@@ -140,7 +144,11 @@ fn restrict_filesystem(policy: &Policy) -> Result<(Option<u32>, bool), String> {
             .set_compatibility(CompatLevel::BestEffort)
             .handle_access(AccessFs::from_all(ABI_WANTED))?;
         if !policy.network {
-            ruleset = ruleset.handle_access(AccessNet::from_all(ABI_WANTED))?;
+            // Abstract Unix sockets (no file to deny) and signals to
+            // processes outside the sandbox (baton's): scoped on ABI 6+.
+            ruleset = ruleset
+                .handle_access(AccessNet::from_all(ABI_WANTED))?
+                .scope(Scope::AbstractUnixSocket | Scope::Signal)?;
         }
         ruleset
             .create()?

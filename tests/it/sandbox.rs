@@ -357,3 +357,29 @@ fn a_gate_fills_the_package_caches_but_not_the_toolchain_and_an_agent_command_ne
         "{evidence}"
     );
 }
+
+#[test]
+fn an_agent_command_cannot_reach_a_unix_socket_either() {
+    // A Docker daemon's socket is a root shell with the network.
+    if !has_seccomp() {
+        return;
+    }
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("daemon.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let context = TestContext::new("");
+    let transcript = implement_runs(
+        &context,
+        &[&format!(
+            "python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.connect('{}'); print('connected')\"; echo unix-status=$?",
+            path.display()
+        )],
+    );
+    assert!(
+        listener.accept().is_err(),
+        "a connection arrived: {transcript}"
+    );
+    assert!(transcript.contains("unix-status=1"), "{transcript}");
+    assert!(transcript.contains("PermissionError"), "{transcript}");
+}
