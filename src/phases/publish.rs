@@ -250,8 +250,11 @@ async fn to_forge(
     } else {
         push_refusal(context, config)?
     };
+    // A fix that waits only for an approval (`awaiting`: every other check
+    // passed) is pushed like any run's work, as a draft waiting for
+    // `/baton approve` of its commit; anything else short of done is not.
     let unfinished_fix = match fix_record(context)? {
-        Some(fix) if outcome != Outcome::Done => Some(fix),
+        Some(fix) if outcome != Outcome::Done && awaiting.is_none() => Some(fix),
         _ => None,
     };
     if let Some(refusal) = refusal {

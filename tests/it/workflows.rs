@@ -789,6 +789,59 @@ fn a_fix_comment(forge: Forge) {
     assert_eq!(pipeline.forge.pulls().len(), 1);
 }
 
+/// A fix of a pull request whose change needs approval: pushed on top as
+/// a draft waiting for an approval of the fix's own commit (the earlier
+/// approval is stale), and released by `/baton approve` of that commit.
+#[test]
+fn a_fix_of_an_approved_change_waits_for_its_own_approval() {
+    const BYE: &str = "greet() { echo \"hello, world\"; }\nbye() { echo \"bye\"; }\n";
+    let config = format!("{CONFIG}\n[scope]\napproval = [\"lib.sh\"]\n");
+    let mut script = happy_script();
+    script["repair"] = agent(vec![vec![write("lib.sh", BYE)]]);
+    let mut pipeline = Pipeline::with_config(Forge::GitHub, script, &config);
+    pipeline.forge.set_token_user("baton", false);
+    pipeline.runner.run();
+    assert_eq!(
+        pipeline.runner.result("publish").outputs["outcome"],
+        "blocked"
+    );
+    let number = pipeline.pull()["number"].as_u64().unwrap();
+    pipeline.comment_on_pull(number, "alice", "/baton approve");
+    assert!(!pipeline.pull_is_draft());
+    let approved = pipeline.branch_head().unwrap();
+
+    pipeline.comment_on_pull(number, "alice", "/baton fix also add `bye`");
+    let dispatches = pipeline.forge.dispatches();
+    assert_eq!(dispatches.len(), 1, "{dispatches:?}");
+    pipeline.runner.run_id = "4343".into();
+    pipeline.runner.event_name = "workflow_dispatch".into();
+    pipeline.runner.event = json!({"inputs": dispatches[0]["inputs"], "ref": "refs/heads/main", "sender": {"login": "github-actions[bot]"}});
+    pipeline.runner.run();
+    let publish = pipeline.runner.result("publish");
+    assert_eq!(publish.outputs["outcome"], "blocked", "{}", publish.log);
+    // Pushed on top, a draft waiting for its own commit's approval.
+    let fixed = pipeline.branch_head().unwrap();
+    assert_ne!(fixed, approved, "{}", publish.log);
+    let origin = git2::Repository::open_bare(&pipeline.runner.origin).unwrap();
+    assert_eq!(
+        origin
+            .find_commit(fixed)
+            .unwrap()
+            .parent_ids()
+            .collect::<Vec<_>>(),
+        [approved]
+    );
+    assert!(pipeline.pull_is_draft());
+    let body = pipeline.pull()["body"].as_str().unwrap().to_owned();
+    assert!(
+        body.contains(&format!("<!-- baton:awaiting-approval={fixed} -->")),
+        "{body}"
+    );
+
+    pipeline.comment_on_pull(number, "alice", "/baton approve");
+    assert!(!pipeline.pull_is_draft());
+}
+
 /// A fix whose gates stay red pushes nothing: the pull request people are
 /// reviewing stays as it was and is told why.
 #[test]
