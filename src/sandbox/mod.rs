@@ -1,7 +1,7 @@
 //! Confining the commands a model wrote: the agent's `run` tool, the gates
 //! and external executors. baton re-executes itself as a small wrapper
 //! (`baton __sandbox-exec`) that sets resource limits, a seccomp filter
-//! (no IPv4/IPv6 sockets) and a Landlock ruleset (read everywhere, write
+//! (no IPv4/IPv6/Unix sockets) and a Landlock ruleset (read everywhere, write
 //! only where the policy says) on itself, then execs `sh -c command`: every
 //! step is a safe library call, so the crate stays free of `unsafe`.
 //!
@@ -348,7 +348,7 @@ impl Sandbox {
         parts.push(if self.policy.network {
             "network on".into()
         } else if report.network_confined {
-            let mut how = vec!["seccomp: no IPv4/IPv6 sockets"];
+            let mut how = vec!["seccomp: no IPv4/IPv6/Unix sockets"];
             if report.landlock_tcp {
                 how.push("Landlock TCP");
             }
