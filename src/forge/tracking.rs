@@ -69,7 +69,9 @@ pub fn linked_run(body: &str) -> Option<u64> {
     let line = body.lines().find(|line| line.starts_with("**Cost:**"))?;
     let start = line.rfind(" · [CI run](")? + " · [CI run](".len();
     let url = line[start..].split(')').next()?;
-    crate::trigger::command::run_id_of(url)
+    let digits = url.rsplit_once("/actions/runs/")?.1;
+    let digits: String = digits.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 fn outcome_line(manifest: &Manifest) -> String {

@@ -283,7 +283,7 @@ fn every_verb(flavor: Flavor) {
     forge.add_comment(
         7,
         "baton",
-        "<!-- baton:tracking -->\n**baton** · outcome `running` · [workflow run](https://forge.example/octo/repo/actions/runs/4242)\n- [x] intake\n- [ ] spec",
+        "<!-- baton:tracking -->\n### baton · route `feature` · **running**: a model wrote /x/actions/runs/987\n\n- [x] intake\n- [ ] spec\n\n**Cost:** $0.0100 · 1200 tokens · [CI run](https://forge.example/octo/repo/actions/runs/4242)\n",
         false,
     );
     comments.comment(7, "alice", "/baton status", false);
