@@ -500,17 +500,40 @@ fn recompute_issue(context: &mut Context<'_>) -> anyhow::Result<()> {
             env::get(env::GITHUB_EVENT_NAME),
             env::get(env::GITHUB_EVENT_PATH),
         )
-        && let Ok(EventRequest::Start { issue, .. }) = crate::ci::event::read(
+        && let Ok(EventRequest::Start {
+            issue, fix_comment, ..
+        }) = crate::ci::event::read(
             &name,
             std::path::Path::new(&path),
             &context.config().triggers.label,
         )
-        && issue != ticket.number
     {
-        return Err(crate::bad_input!(
-            "ticket.json is issue #{} but this workflow run was started for issue #{issue}; refusing to publish a run directory that belongs to another issue",
-            ticket.number
-        ));
+        if issue != ticket.number {
+            return Err(crate::bad_input!(
+                "ticket.json is issue #{} but this workflow run was started for issue #{issue}; refusing to publish a run directory that belongs to another issue",
+                ticket.number
+            ));
+        }
+        // Whether this is a fix (pushed on top of the pull request) or a
+        // run (one commit on the base, replacing the branch) is the event's
+        // word, not the manifest's: a route edited in the run directory
+        // must not turn one into the other.
+        let is_fix = context.run.manifest.route == Route::Fix;
+        let fixing = match (fix_comment, is_fix) {
+            (Some(comment), true) => fix_record(context)?.is_some_and(|fix| fix.comment == comment),
+            (None, false) => true,
+            _ => false,
+        };
+        if !fixing {
+            return Err(crate::bad_input!(
+                "the run directory's route `{}` does not match this workflow run's event ({}); refusing to publish",
+                context.run.manifest.route,
+                fix_comment.map_or_else(
+                    || "no /baton fix".to_owned(),
+                    |comment| format!("/baton fix of comment {comment}")
+                )
+            ));
+        }
     }
     let manifest = &mut context.run.manifest;
     manifest.issue.number = ticket.number;

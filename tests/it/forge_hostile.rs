@@ -1081,3 +1081,35 @@ fn two_publish_jobs_racing_open_one_pull_request() {
         assert_eq!(ci.forge.pulls().len(), 1);
     }
 }
+
+#[test]
+fn a_route_turned_into_a_fix_in_the_run_directory_is_not_published() {
+    let mut ci = Ci::new(Flavor::GitHub, "");
+    ci.until("publish");
+    let run_dir = ci.artifact.clone().unwrap();
+    // A fix record, hash and all, that would push on top of another head.
+    let fix = json!({
+        "untrusted": true, "comment": 1, "author": "mallory", "text": "x",
+        "url": "", "pull_request": 1, "head_sha": "0000000000000000000000000000000000000000"
+    });
+    let text = serde_json::to_string_pretty(&fix).unwrap();
+    std::fs::write(run_dir.join("fix.json"), &text).unwrap();
+    edit_manifest(&run_dir, |manifest| {
+        manifest["route"] = json!("fix");
+        manifest["artifacts"]["fix.json"] = json!(sha256(text.as_bytes()));
+    });
+    let since = ci.forge.requests().len();
+    let (run, outputs) = ci.job("publish", &[]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("does not match this workflow run's event"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        ci.branch("baton/issue-7").is_none(),
+        "pushed (outputs {outputs})"
+    );
+    assert!(writes_to(&ci, since, "/pulls").is_empty());
+}
