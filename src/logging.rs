@@ -69,8 +69,11 @@ where
 
 pub fn init() {
     let asked = env::get(env::BATON_LOG);
-    let filter = EnvFilter::try_new(asked.clone().unwrap_or_else(|| "warn".into()))
-        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Unasked, only baton's own warnings: a library's error record for a
+    // request baton retries (octocrab's "failed with status 500") would
+    // read as baton failing.
+    let filter = EnvFilter::try_new(asked.clone().unwrap_or_else(|| "baton=warn".into()))
+        .unwrap_or_else(|_| EnvFilter::new("baton=warn"));
     let json = env::get(env::BATON_LOG_FORMAT).is_some_and(|format| format == "json");
     let color =
         env::get(env::NO_COLOR).is_none() && std::io::IsTerminal::is_terminal(&io::stderr());

@@ -252,10 +252,12 @@ async fn approve(
                 base: String::new(),
                 draft: false,
             };
-            forge.update_pull_request(&pull, &spec).await?;
+            // Labels first: the body's awaiting line is what a re-run of
+            // this job goes by, so it goes last, once everything else is done.
             for each in [target, number] {
                 forge_sync::finish_labels(forge, each, Outcome::Done).await?;
             }
+            forge.update_pull_request(&pull, &spec).await?;
             Ok(format!(
                 "Approved commit {short} (by @{author}): the pull request is ready for review. A later push makes this approval stale.\n{recorded}"
             ))

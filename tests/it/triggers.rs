@@ -1,7 +1,7 @@
 //! Triggers other than a label: the scheduled sweep over the backlog, on
 //! both fake forges.
 
-use crate::support::fake_forge::{FakeForge, Flavor};
+use crate::support::fake_forge::{FakeForge, Fault, Flavor};
 use crate::support::{Run, TestContext};
 
 const TOKEN: &str = "ghs_TriggersToken0123456789abcdefABCDEF";
@@ -166,6 +166,13 @@ impl Comments {
     }
 
     fn rerun(&self, event: &serde_json::Value) -> Run {
+        let run = self.run_event(event);
+        run.assert_code(0);
+        run
+    }
+
+    /// The command job on `event`, whatever its exit code.
+    fn run_event(&self, event: &serde_json::Value) -> Run {
         let path = self.context.path().join("comment-event.json");
         std::fs::write(&path, event.to_string()).unwrap();
         let mut command = self.context.command(&["command"]);
@@ -180,9 +187,7 @@ impl Comments {
         if self.flavor == Flavor::Forgejo {
             command.env("FORGEJO_ACTIONS", "true");
         }
-        let run = Run(command.output().unwrap());
-        run.assert_code(0);
-        run
+        Run(command.output().unwrap())
     }
 
     fn replies(&self, issue: u64) -> Vec<String> {
@@ -507,4 +512,53 @@ fn github_approve_is_bound_to_the_head_commit() {
 #[test]
 fn forgejo_approve_is_bound_to_the_head_commit() {
     approve_is_bound_to_the_head_commit(Flavor::Forgejo);
+}
+
+/// An approve whose labels could not be set fails its job with the pull
+/// request still waiting; the job run again finishes it.
+#[test]
+fn an_approve_cut_short_is_finished_by_running_the_job_again() {
+    let comments = Comments::new(Flavor::GitHub);
+    let forge = &comments.forge;
+    let head = "0123456789abcdef0123456789abcdef01234567";
+    forge.add_pull(50, "Greet (#7)", "baton/issue-7", "main", true, "baton");
+    forge.set_head_sha("baton/issue-7", head);
+    forge.set_body(
+        50,
+        &format!("<!-- baton:issue=7 -->\n<!-- baton:awaiting-approval={head} -->"),
+    );
+    forge.fault(Fault {
+        method: "POST".into(),
+        path_contains: "/labels".into(),
+        status: 500,
+        headers: Vec::new(),
+        body: "{}".into(),
+        times: 5,
+        delay_ms: 0,
+    });
+    let id = forge.add_comment(50, "alice", "/baton approve", false);
+    let event = serde_json::json!({
+        "action": "created",
+        "issue": {"number": 50, "pull_request": {"url": "https://example.invalid/pulls"}},
+        "comment": {"id": id, "body": "/baton approve", "user": {"login": "alice", "type": "User"}},
+    });
+    let first = comments.run_event(&event);
+    assert_ne!(first.code(), 0, "{}", first.stderr());
+    let body = forge.issue(50)["body"].as_str().unwrap().to_owned();
+    assert!(body.contains("baton:awaiting-approval="), "{body}");
+    // The same event again (a re-run of the job).
+    comments.rerun(&event);
+    for number in [7, 50] {
+        assert!(
+            forge.labels_of(number).contains(&"baton:done".to_owned()),
+            "{number}: {:?}",
+            forge.labels_of(number)
+        );
+    }
+    let pull = forge
+        .pulls()
+        .into_iter()
+        .find(|pull| pull["number"] == 50)
+        .unwrap();
+    assert_eq!(pull["draft"], false, "{pull}");
 }
