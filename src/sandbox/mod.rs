@@ -331,19 +331,20 @@ impl Sandbox {
             .writable
             .len()
             .saturating_sub(2 + DEVICES.len() + self.caches);
-        let caches = if self.caches > 0 {
-            ", the package caches"
-        } else {
-            ""
-        };
-        parts.push(match (report.landlock_abi, configured) {
-            (Some(abi), 0) => {
-                format!("writes only in the work tree, the run's temp dir{caches} (Landlock ABI {abi})")
-            }
-            (Some(abi), count) => format!(
-                "writes only in the work tree, the run's temp dir{caches} and {count} configured path(s) (Landlock ABI {abi})"
+        let mut places = vec!["the work tree".to_owned(), "the run's temp dir".to_owned()];
+        if self.caches > 0 {
+            places.push("the package caches".to_owned());
+        }
+        if configured > 0 {
+            places.push(format!("{configured} configured path(s)"));
+        }
+        let last = places.pop().unwrap_or_default();
+        parts.push(match report.landlock_abi {
+            Some(abi) => format!(
+                "writes only in {} and {last} (Landlock ABI {abi})",
+                places.join(", ")
             ),
-            (None, _) => "filesystem not confined".into(),
+            None => "filesystem not confined".into(),
         });
         parts.push(if self.policy.network {
             "network on".into()

@@ -353,7 +353,7 @@ fn a_gate_fills_the_package_caches_but_not_the_toolchain_and_an_agent_command_ne
     assert!(transcript.contains("agent-cache-status=2"), "{transcript}");
     let evidence = context.evidence().to_string();
     assert!(
-        evidence.contains("gates (best_effort): writes only in the work tree, the run's temp dir, the package caches"),
+        evidence.contains("gates (best_effort): writes only in the work tree, the run's temp dir and the package caches"),
         "{evidence}"
     );
 }
