@@ -1283,33 +1283,31 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Whether `url` is the provider kind's own API (api.anthropic.com,
 /// api.openai.com), where its default key variable is meant to go.
 pub fn is_official_url(kind: ProviderKind, url: &str) -> bool {
-    let host = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let host = host.split(':').next().unwrap_or_default();
+    let host = url_host(url);
     match kind {
-        ProviderKind::Anthropic => host == "api.anthropic.com",
-        ProviderKind::Openai => host == "api.openai.com",
+        ProviderKind::Anthropic => host.eq_ignore_ascii_case("api.anthropic.com"),
+        ProviderKind::Openai => host.eq_ignore_ascii_case("api.openai.com"),
         ProviderKind::Scripted => false,
     }
 }
 
 pub fn is_loopback_url(url: &str) -> bool {
+    let host = url_host(url);
+    host.eq_ignore_ascii_case("localhost") || host == "::1" || host.starts_with("127.")
+}
+
+/// The host of a URL: no scheme, user, port, path or IPv6 brackets.
+fn url_host(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
-    let host = if let Some(bracketed) = host.strip_prefix('[') {
+    if let Some(bracketed) = host.strip_prefix('[') {
         bracketed.split(']').next().unwrap_or_default()
     } else {
         host.split(':').next().unwrap_or_default()
-    };
-    host.eq_ignore_ascii_case("localhost") || host == "::1" || host.starts_with("127.")
+    }
 }
 
 #[cfg(test)]

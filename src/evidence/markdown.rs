@@ -182,9 +182,7 @@ fn mermaid_text(label: &str) -> String {
     label
         .split("<br/>")
         .map(|part| {
-            part.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
+            flat(part)
                 .replace('"', "#quot;")
                 .replace('<', "#lt;")
                 .replace('>', "#gt;")
@@ -308,21 +306,14 @@ fn scope(out: &mut String, evidence: &Evidence) {
     } else {
         let _ = writeln!(out, "❌ Policy violations:\n");
         // One line per file, with every rule it broke.
-        let mut files: Vec<(&str, Vec<String>)> = Vec::new();
-        for violation in violations {
-            let broken = format!("{}: {}", violation.rule, one_line(&violation.detail));
-            match files.iter_mut().find(|(path, _)| *path == violation.path) {
-                Some((_, rules)) => rules.push(broken),
-                None => files.push((&violation.path, vec![broken])),
-            }
-        }
+        let files = crate::policy::by_file(violations);
         let (whole, files): (Vec<_>, Vec<_>) =
             files.into_iter().partition(|(path, _)| *path == "*");
         for (_, rules) in &whole {
-            let _ = writeln!(out, "- the patch — {}", rules.join("; "));
+            let _ = writeln!(out, "- the patch — {}", one_line(&rules.join("; ")));
         }
         for (path, rules) in files.iter().take(NAMED_VIOLATIONS) {
-            let _ = writeln!(out, "- {} — {}", code(path), rules.join("; "));
+            let _ = writeln!(out, "- {} — {}", code(path), one_line(&rules.join("; ")));
         }
         if files.len() > NAMED_VIOLATIONS {
             let _ = writeln!(
@@ -581,28 +572,23 @@ fn code_list(items: &[String]) -> String {
 /// A path or name as inline code that cannot end its span, break its line
 /// or a table row: backticks become quotes, `|` is escaped.
 fn code(text: &str) -> String {
-    let flat: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|character| !character.is_control())
-        .map(|character| if character == '`' { '\'' } else { character })
-        .collect();
-    format!("`{}`", flat.replace('|', "\\|"))
+    format!("`{}`", flat(text).replace('`', "'").replace('|', "\\|"))
 }
 
 /// Untrusted or multi-line text kept on one line so it cannot restructure
 /// the body: no line breaks, and no tag (a `</details>`, a hidden comment).
 fn one_line(text: &str) -> String {
-    let flat: String = text
-        .split_whitespace()
+    flat(text).replace('<', "&lt;").replace("```", "` ` `")
+}
+
+/// Text on one line, its whitespace runs single spaces, no control characters.
+fn flat(text: &str) -> String {
+    text.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .chars()
         .filter(|character| !character.is_control())
-        .collect();
-    flat.replace('<', "&lt;").replace("```", "` ` `")
+        .collect()
 }
 
 #[cfg(test)]

@@ -26,6 +26,20 @@ pub struct Verdict {
     pub needs_approval: Vec<String>,
 }
 
+/// Each file with the rules it broke (`rule: detail`), in the order the
+/// files were first found; `*` stands for the whole patch (its size).
+pub fn by_file(violations: &[Violation]) -> Vec<(&str, Vec<String>)> {
+    let mut files: Vec<(&str, Vec<String>)> = Vec::new();
+    for violation in violations {
+        let broken = format!("{}: {}", violation.rule, violation.detail);
+        match files.iter_mut().find(|(path, _)| *path == violation.path) {
+            Some((_, rules)) => rules.push(broken),
+            None => files.push((&violation.path, vec![broken])),
+        }
+    }
+    files
+}
+
 /// How many violations a message or the PR body names before counting.
 pub const NAMED_VIOLATIONS: usize = 10;
 
@@ -61,19 +75,9 @@ impl Verdict {
         parts.join("; ")
     }
 
-    /// Each file with the rules it broke (`rule: detail`), in the order
-    /// the files were first found; `*` stands for the whole patch (its
-    /// size).
+    /// Each file with the rules it broke; see [`by_file`].
     pub fn by_file(&self) -> Vec<(&str, Vec<String>)> {
-        let mut files: Vec<(&str, Vec<String>)> = Vec::new();
-        for violation in &self.violations {
-            let broken = format!("{}: {}", violation.rule, violation.detail);
-            match files.iter_mut().find(|(path, _)| *path == violation.path) {
-                Some((_, rules)) => rules.push(broken),
-                None => files.push((&violation.path, vec![broken])),
-            }
-        }
-        files
+        by_file(&self.violations)
     }
 }
 
